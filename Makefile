@@ -1,0 +1,75 @@
+# colorize build.  `make deps` installs what Debian 12 lacks, `make` builds the
+# library and the command, `make test` builds and runs every test twice: once
+# optimised, once under AddressSanitizer + UndefinedBehaviorSanitizer.
+
+CC      ?= gcc
+CFLAGS  ?= -O2 -g
+WARN    := -std=c11 -Wall -Wextra -Werror -Wno-unused-parameter
+CPPFLAGS := -D_GNU_SOURCE -Iinclude -Isrc
+OMP     := -fopenmp
+LIBS    := -ldnnl -ljpeg -lpng -ljansson -lm
+
+# Debian packages the build, the tests and the tools need.
+DEB_PKGS := build-essential libdnnl-dev libjpeg62-turbo-dev libpng-dev \
+            libjansson-dev python3-torch python3-numpy python3-skimage
+
+SRC   := $(sort $(wildcard src/*/*.c))
+LIBSRC := $(filter-out src/cli/%,$(SRC))
+CLISRC := $(wildcard src/cli/*.c)
+TESTS := $(sort $(wildcard tests/test_*.c))
+BENCH := $(sort $(wildcard bench/*.c))
+
+all: build/release/colorize
+
+# Two build flavours share the same rules: build/release and build/asan.
+release_CFLAGS := $(CFLAGS)
+asan_CFLAGS    := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+                  -fno-sanitize-recover=all
+
+define flavour
+build/$(1)/obj/%.o: %.c $$(wildcard include/*.h src/*/*.h tests/*.h)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CPPFLAGS) $$(WARN) $$($(1)_CFLAGS) $$(OMP) -c $$< -o $$@
+
+build/$(1)/libcolorize.a: $$(LIBSRC:%.c=build/$(1)/obj/%.o)
+	@rm -f $$@
+	ar rcs $$@ $$^
+
+build/$(1)/colorize: $$(CLISRC:%.c=build/$(1)/obj/%.o) build/$(1)/libcolorize.a
+	$$(CC) $$($(1)_CFLAGS) $$(OMP) $$^ $$(LIBS) -o $$@
+
+build/$(1)/tests/%: build/$(1)/obj/tests/%.o build/$(1)/libcolorize.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$($(1)_CFLAGS) $$(OMP) $$^ $$(LIBS) -o $$@
+
+build/$(1)/bench/%: build/$(1)/obj/bench/%.o build/$(1)/libcolorize.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$($(1)_CFLAGS) $$(OMP) $$^ $$(LIBS) -o $$@
+endef
+$(eval $(call flavour,release))
+$(eval $(call flavour,asan))
+
+TEST_BINS = $(TESTS:tests/%.c=build/$(1)/tests/%)
+
+.PHONY: all deps test test-release test-asan bench clean
+.SECONDARY:
+
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+test: test-release test-asan
+
+test-release: $(call TEST_BINS,release) build/release/colorize
+	@tests/run build/release $(call TEST_BINS,release)
+
+test-asan: $(call TEST_BINS,asan) build/asan/colorize
+	@tests/run build/asan $(call TEST_BINS,asan)
+
+bench: $(BENCH:bench/%.c=build/release/bench/%)
+
+clean:
+	rm -rf build
