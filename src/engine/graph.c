@@ -1,0 +1,400 @@
+#include "engine/graph.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/error.h"
+
+/* Memory is planned into these regions, each one contiguous. */
+struct cz_graph {
+    cz_graph_config config;
+    cz_status status;
+    char error[512];
+    bool planned;
+    bool new_params_frozen;
+    bool frozen;
+    uint64_t params_version;
+    cz_rng rng;
+
+    cz_tensor **tensors; /* every tensor, in creation order */
+    int n_tensors, cap_tensors;
+    cz_node *nodes;
+    int n_nodes, cap_nodes;
+
+    float *activations;      /* activation and input values */
+    float *activation_grads; /* their gradients, cleared by each forward */
+    size_t n_activation_grads;
+    cz_param_store store;
+};
+
+/* Tensors are at most this many elements: keeps every byte count far from
+ * overflow and every index within int64_t arithmetic. */
+#define CZ_MAX_NUMEL ((int64_t)1 << 36)
+
+cz_graph *cz_graph_create(const cz_graph_config *config)
+{
+    cz_graph *g = calloc(1, sizeof *g);
+    if (!g)
+        return NULL;
+    g->config = *config;
+    cz_rng_seed(&g->rng, config->seed);
+    return g;
+}
+
+void cz_graph_free(cz_graph *g)
+{
+    if (!g)
+        return;
+    for (int i = 0; i < g->n_nodes; i++) {
+        cz_node *node = &g->nodes[i];
+        if (node->op->destroy)
+            node->op->destroy(node->state);
+        else
+            free(node->state);
+    }
+    for (int i = 0; i < g->n_tensors; i++) {
+        free(g->tensors[i]->name);
+        free(g->tensors[i]);
+    }
+    free(g->tensors);
+    free(g->nodes);
+    free(g->activations);
+    free(g->activation_grads);
+    free(g->store.data);
+    free(g->store.grad);
+    free(g);
+}
+
+cz_status cz_graph_status(const cz_graph *g) { return g->status; }
+bool cz_graph_training(const cz_graph *g) { return g->config.training; }
+cz_precision cz_graph_precision(const cz_graph *g) { return g->config.precision; }
+cz_rng *cz_graph_rng(cz_graph *g) { return &g->rng; }
+void cz_graph_freeze_new_params(cz_graph *g, bool frozen) { g->new_params_frozen = frozen; }
+void cz_graph_set_frozen(cz_graph *g, bool frozen) { g->frozen = frozen; }
+const cz_param_store *cz_graph_params(const cz_graph *g) { return &g->store; }
+void cz_graph_params_changed(cz_graph *g) { g->params_version++; }
+uint64_t cz_graph_params_version(const cz_graph *g) { return g->params_version; }
+
+cz_tensor *cz_graph_error(cz_graph *g, cz_status status, const char *fmt, ...)
+{
+    if (g->status == CZ_OK) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(g->error, sizeof g->error, fmt, ap);
+        va_end(ap);
+        g->status = status;
+    }
+    return NULL;
+}
+
+static cz_tensor *new_tensor(cz_graph *g, cz_tensor_kind kind, const char *name,
+                             int64_t n, int64_t c, int64_t h, int64_t w)
+{
+    if (g->status != CZ_OK)
+        return NULL;
+    if (g->planned)
+        return cz_graph_error(g, CZ_ERR_INVALID, "graph: tensor added after planning");
+    if (n < 1 || c < 1 || h < 1 || w < 1 || n > CZ_MAX_NUMEL || c > CZ_MAX_NUMEL / n ||
+        h > CZ_MAX_NUMEL / (n * c) || w > CZ_MAX_NUMEL / (n * c * h))
+        return cz_graph_error(g, CZ_ERR_TOO_LARGE,
+                              "graph: bad tensor shape [%lld, %lld, %lld, %lld]%s%s",
+                              (long long)n, (long long)c, (long long)h, (long long)w,
+                              name ? " for " : "", name ? name : "");
+    if (g->n_tensors == g->cap_tensors) {
+        int cap = g->cap_tensors ? 2 * g->cap_tensors : 64;
+        cz_tensor **grown = realloc(g->tensors, (size_t)cap * sizeof *grown);
+        if (!grown)
+            return cz_graph_error(g, CZ_ERR_NOMEM, "graph: out of memory");
+        g->tensors = grown;
+        g->cap_tensors = cap;
+    }
+    cz_tensor *t = calloc(1, sizeof *t);
+    if (!t || (name && !(t->name = strdup(name)))) {
+        free(t);
+        return cz_graph_error(g, CZ_ERR_NOMEM, "graph: out of memory");
+    }
+    t->n = n, t->c = c, t->h = h, t->w = w;
+    t->ndim = 4;
+    t->kind = kind;
+    g->tensors[g->n_tensors++] = t;
+    return t;
+}
+
+cz_tensor *cz_graph_input(cz_graph *g, const char *name, int64_t n, int64_t c,
+                          int64_t h, int64_t w, bool requires_grad)
+{
+    cz_tensor *t = new_tensor(g, CZ_TENSOR_INPUT, name, n, c, h, w);
+    if (t)
+        t->requires_grad = t->may_need_grad = requires_grad && g->config.training;
+    return t;
+}
+
+static cz_tensor *shaped(cz_graph *g, cz_tensor_kind kind, const char *name, int ndim,
+                         const int64_t *shape)
+{
+    if (g->status == CZ_OK && (ndim < 1 || ndim > 4))
+        return cz_graph_error(g, CZ_ERR_INVALID, "graph: %s has rank %d", name, ndim);
+    int64_t dims[4] = {1, 1, 1, 1};
+    for (int i = 0; i < ndim && i < 4; i++)
+        dims[i] = shape[i];
+    cz_tensor *t = new_tensor(g, kind, name, dims[0], dims[1], dims[2], dims[3]);
+    if (t)
+        t->ndim = ndim;
+    return t;
+}
+
+cz_tensor *cz_graph_param(cz_graph *g, const char *name, int ndim,
+                          const int64_t *shape, cz_init init, float init_scale)
+{
+    cz_tensor *t = shaped(g, CZ_TENSOR_PARAM, name, ndim, shape);
+    if (t) {
+        t->trainable = !g->new_params_frozen;
+        t->may_need_grad = t->trainable && g->config.training;
+        t->init = init;
+        t->init_scale = init_scale;
+    }
+    return t;
+}
+
+cz_tensor *cz_graph_buffer(cz_graph *g, const char *name, int ndim,
+                           const int64_t *shape, cz_init init)
+{
+    cz_tensor *t = shaped(g, CZ_TENSOR_BUFFER, name, ndim, shape);
+    if (t)
+        t->init = init;
+    return t;
+}
+
+cz_tensor *cz_graph_node(cz_graph *g, const cz_op *op, cz_tensor *const *in,
+                         int n_in, int64_t n, int64_t c, int64_t h, int64_t w,
+                         void *state)
+{
+    bool inputs_ok = n_in <= CZ_MAX_INPUTS;
+    for (int i = 0; i < n_in && inputs_ok; i++)
+        inputs_ok = in[i] != NULL;
+    cz_tensor *out = inputs_ok ? new_tensor(g, CZ_TENSOR_ACTIVATION, NULL, n, c, h, w) : NULL;
+    if (out && g->n_nodes == g->cap_nodes) {
+        int cap = g->cap_nodes ? 2 * g->cap_nodes : 64;
+        cz_node *grown = realloc(g->nodes, (size_t)cap * sizeof *grown);
+        if (grown) {
+            g->nodes = grown;
+            g->cap_nodes = cap;
+        } else {
+            out = cz_graph_error(g, CZ_ERR_NOMEM, "graph: out of memory");
+        }
+    }
+    if (!out) {
+        /* A builder that failed still hands over its state. */
+        if (op->destroy)
+            op->destroy(state);
+        else
+            free(state);
+        if (g->status == CZ_OK)
+            cz_graph_error(g, CZ_ERR_INVALID, "graph: %s given a missing input", op->name);
+        return NULL;
+    }
+    cz_node *node = &g->nodes[g->n_nodes++];
+    memset(node, 0, sizeof *node);
+    node->op = op;
+    node->n_in = n_in;
+    node->out = out;
+    node->state = state;
+    for (int i = 0; i < n_in; i++) {
+        node->in[i] = in[i];
+        in[i]->consumers++;
+        out->may_need_grad |= in[i]->may_need_grad;
+    }
+    return out;
+}
+
+static void *alloc_floats(size_t n)
+{
+    /* 64-byte alignment suits AVX-512 loads and oneDNN's preferences. */
+    size_t bytes = (n ? n : 1) * sizeof(float);
+    bytes = (bytes + 63) & ~(size_t)63;
+    void *p = aligned_alloc(64, bytes);
+    if (p)
+        memset(p, 0, bytes);
+    return p;
+}
+
+static void init_values(cz_graph *g, cz_tensor *t)
+{
+    int64_t n = cz_numel(t);
+    for (int64_t i = 0; i < n; i++) {
+        switch (t->init) {
+        case CZ_INIT_ZEROS: t->data[i] = 0.0f; break;
+        case CZ_INIT_ONES: t->data[i] = 1.0f; break;
+        case CZ_INIT_NORMAL: t->data[i] = t->init_scale * cz_rng_normal(&g->rng); break;
+        case CZ_INIT_UNIFORM:
+            t->data[i] = t->init_scale * (2.0f * cz_rng_uniform(&g->rng) - 1.0f);
+            break;
+        }
+    }
+}
+
+/* Activations are padded to 16 floats so each starts 64-byte aligned. */
+static size_t padded(int64_t n) { return ((size_t)n + 15) & ~(size_t)15; }
+
+cz_status cz_graph_plan(cz_graph *g)
+{
+    if (g->status != CZ_OK)
+        return cz_fail(g->status, "%s", g->error);
+    if (g->planned)
+        return CZ_OK;
+
+    /* Sizes of each region. */
+    size_t n_act = 0, n_act_grad = 0, n_trainable = 0, n_frozen = 0, n_buffers = 0;
+    for (int i = 0; i < g->n_tensors; i++) {
+        cz_tensor *t = g->tensors[i];
+        size_t n = (size_t)cz_numel(t);
+        switch (t->kind) {
+        case CZ_TENSOR_ACTIVATION:
+        case CZ_TENSOR_INPUT:
+            n_act += padded(n);
+            if (t->may_need_grad)
+                n_act_grad += padded(n);
+            break;
+        case CZ_TENSOR_PARAM: *(t->trainable ? &n_trainable : &n_frozen) += n; break;
+        case CZ_TENSOR_BUFFER: n_buffers += n; break;
+        }
+    }
+    cz_param_store *s = &g->store;
+    s->n_trainable = n_trainable;
+    s->n_params = n_trainable + n_frozen;
+    s->n_total = s->n_params + n_buffers;
+    g->n_activation_grads = n_act_grad;
+    g->activations = alloc_floats(n_act);
+    g->activation_grads = alloc_floats(n_act_grad);
+    s->data = alloc_floats(s->n_total);
+    s->grad = alloc_floats(g->config.training ? n_trainable : 0);
+    if (!g->activations || !g->activation_grads || !s->data || !s->grad)
+        return cz_fail(g->status = CZ_ERR_NOMEM,
+                       "graph: cannot allocate %zu MB of tensors",
+                       (n_act + n_act_grad + s->n_total + n_trainable) * 4 >> 20);
+
+    /* Hand out the regions. */
+    size_t act = 0, act_grad = 0, trainable = 0, frozen = n_trainable, buffer = s->n_params;
+    for (int i = 0; i < g->n_tensors; i++) {
+        cz_tensor *t = g->tensors[i];
+        size_t n = (size_t)cz_numel(t);
+        switch (t->kind) {
+        case CZ_TENSOR_ACTIVATION:
+        case CZ_TENSOR_INPUT:
+            t->data = g->activations + act;
+            act += padded(n);
+            if (t->may_need_grad) {
+                t->grad = g->activation_grads + act_grad;
+                act_grad += padded(n);
+            }
+            break;
+        case CZ_TENSOR_PARAM:
+            if (t->trainable) {
+                t->data = s->data + trainable;
+                if (g->config.training)
+                    t->grad = s->grad + trainable;
+                trainable += n;
+            } else {
+                t->data = s->data + frozen;
+                frozen += n;
+            }
+            init_values(g, t);
+            break;
+        case CZ_TENSOR_BUFFER:
+            t->data = s->data + buffer;
+            buffer += n;
+            init_values(g, t);
+            break;
+        }
+    }
+    g->planned = true;
+
+    for (int i = 0; i < g->n_nodes; i++) {
+        cz_node *node = &g->nodes[i];
+        if (node->op->plan) {
+            cz_status st = node->op->plan(g, node);
+            if (st != CZ_OK)
+                return g->status = st;
+        }
+    }
+    return CZ_OK;
+}
+
+cz_status cz_graph_forward(cz_graph *g)
+{
+    if (!g->planned && g->status == CZ_OK)
+        cz_graph_error(g, CZ_ERR_INVALID, "graph: forward before planning");
+    for (int i = 0; i < g->n_nodes && g->status == CZ_OK; i++)
+        g->nodes[i].op->forward(g, &g->nodes[i]);
+    if (g->status != CZ_OK)
+        return cz_fail(g->status, "%s", g->error);
+    memset(g->activation_grads, 0, g->n_activation_grads * sizeof(float));
+    return CZ_OK;
+}
+
+cz_status cz_graph_backward(cz_graph *g)
+{
+    if (!g->planned && g->status == CZ_OK)
+        cz_graph_error(g, CZ_ERR_INVALID, "graph: backward before planning");
+    if (g->status != CZ_OK)
+        return cz_fail(g->status, "%s", g->error);
+    /* Which tensors a gradient reaches right now: frozen parameters and
+     * inputs that were not asked for stop it. */
+    for (int i = 0; i < g->n_tensors; i++) {
+        cz_tensor *t = g->tensors[i];
+        t->needs_grad = t->kind == CZ_TENSOR_INPUT   ? t->requires_grad
+                        : t->kind == CZ_TENSOR_PARAM ? t->grad && !g->frozen
+                                                     : false;
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        cz_node *node = &g->nodes[i];
+        for (int j = 0; j < node->n_in; j++)
+            node->out->needs_grad |= node->in[j]->needs_grad;
+    }
+    for (int i = g->n_nodes - 1; i >= 0; i--) {
+        cz_node *node = &g->nodes[i];
+        if (node->out->needs_grad && node->op->backward && g->status == CZ_OK)
+            node->op->backward(g, node);
+    }
+    return g->status == CZ_OK ? CZ_OK : cz_fail(g->status, "%s", g->error);
+}
+
+void cz_graph_zero_grad(cz_graph *g)
+{
+    memset(g->store.grad, 0, g->store.n_trainable * sizeof(float));
+}
+
+void cz_tensor_seed(cz_tensor *t, float scale)
+{
+    int64_t n = cz_numel(t);
+    for (int64_t i = 0; i < n; i++)
+        t->grad[i] += scale;
+}
+
+int cz_graph_n_named(const cz_graph *g)
+{
+    int count = 0;
+    for (int i = 0; i < g->n_tensors; i++)
+        count += g->tensors[i]->kind == CZ_TENSOR_PARAM || g->tensors[i]->kind == CZ_TENSOR_BUFFER;
+    return count;
+}
+
+cz_tensor *cz_graph_named(const cz_graph *g, int index)
+{
+    for (int i = 0; i < g->n_tensors; i++) {
+        cz_tensor *t = g->tensors[i];
+        if ((t->kind == CZ_TENSOR_PARAM || t->kind == CZ_TENSOR_BUFFER) && index-- == 0)
+            return t;
+    }
+    return NULL;
+}
+
+cz_tensor *cz_graph_find(const cz_graph *g, const char *name)
+{
+    for (int i = 0; i < g->n_tensors; i++)
+        if (g->tensors[i]->name && strcmp(g->tensors[i]->name, name) == 0)
+            return g->tensors[i];
+    return NULL;
+}

@@ -1,0 +1,169 @@
+/*
+ * The engine: a static computation graph over NCHW fp32 tensors.
+ *
+ * Model code builds a graph once for a fixed batch and image size. Leaves are
+ * declared with cz_graph_input (data the caller fills before each step) and
+ * cz_graph_param (weights, owned by the graph); op builders in ops/ops.h append
+ * nodes and return their output tensors. Builders propagate failure: if any
+ * argument is NULL they return NULL, and the first error is kept in the graph,
+ * so model code reads as a plain sequence of layers and checks once, at
+ * cz_graph_plan.
+ *
+ * cz_graph_plan allocates every buffer in one go (activations, gradients,
+ * parameters, optimiser-visible flat arrays) and creates the oneDNN
+ * primitives, so a training step never calls malloc.
+ *
+ * A step: fill the inputs, cz_graph_forward (which also clears activation
+ * gradients), seed the gradient of whatever is being minimised (cz_tensor_seed
+ * for a scalar loss, or write into an output's grad directly), then
+ * cz_graph_backward. Backward *adds* into gradients: parameter gradients
+ * accumulate over several backward calls until cz_graph_zero_grad.
+ *
+ * Parameters are laid out in one flat array: trainable ones first, then frozen
+ * ones, then buffers (BatchNorm running statistics). param_grad covers exactly
+ * the trainable prefix, with the same offsets, so the optimiser is one loop.
+ * Parameters created while cz_graph_freeze_new_params(g, true) is in effect are
+ * frozen for the life of the graph (no gradient memory, no gradient compute);
+ * cz_graph_set_frozen freezes all parameters for a while (no gradient compute),
+ * which is how a GAN back-propagates through its discriminator into the
+ * generator without touching the discriminator's gradients.
+ */
+#ifndef CZ_ENGINE_GRAPH_H
+#define CZ_ENGINE_GRAPH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/rng.h"
+#include "colorize.h"
+
+typedef enum {
+    CZ_FP32, /* all math in fp32 */
+    CZ_BF16, /* convolutions and matrix products in bf16 on fp32 master weights,
+                accumulation and normalisation statistics in fp32 */
+} cz_precision;
+
+typedef enum {
+    CZ_TENSOR_ACTIVATION, /* written by a node */
+    CZ_TENSOR_INPUT,      /* written by the caller */
+    CZ_TENSOR_PARAM,      /* learned weight */
+    CZ_TENSOR_BUFFER,     /* state that is saved but not learned (running stats) */
+} cz_tensor_kind;
+
+typedef enum {
+    CZ_INIT_ZEROS,
+    CZ_INIT_ONES,
+    CZ_INIT_NORMAL,  /* N(0, init_scale^2) */
+    CZ_INIT_UNIFORM, /* U(-init_scale, init_scale) */
+} cz_init;
+
+typedef struct cz_tensor {
+    int64_t n, c, h, w;   /* NCHW; vectors and matrices use trailing 1s */
+    int ndim;             /* the PyTorch rank, for parameter files: 1, 2 or 4 */
+    float *data;          /* planned by cz_graph_plan */
+    float *grad;          /* NULL where no gradient is kept */
+    char *name;           /* parameters and inputs: their name, else NULL */
+    cz_tensor_kind kind;
+    bool trainable;       /* params: created unfrozen */
+    bool requires_grad;   /* inputs: the caller wants d(loss)/d(input) */
+    bool may_need_grad;   /* fixed at build: a gradient can ever reach it */
+    bool needs_grad;      /* set by each backward: a gradient reaches it now */
+    int consumers;        /* how many nodes read it */
+    cz_init init;
+    float init_scale;
+} cz_tensor;
+
+static inline int64_t cz_numel(const cz_tensor *t) { return t->n * t->c * t->h * t->w; }
+
+typedef struct cz_graph cz_graph;
+typedef struct cz_node cz_node;
+
+/* An op: its shape rule lives in its builder; these run it. */
+typedef struct cz_op {
+    const char *name;
+    cz_status (*plan)(cz_graph *g, cz_node *node);   /* may be NULL */
+    void (*forward)(cz_graph *g, cz_node *node);
+    void (*backward)(cz_graph *g, cz_node *node);     /* may be NULL: no grad */
+    void (*destroy)(void *state);                     /* may be NULL: free() */
+} cz_op;
+
+#define CZ_MAX_INPUTS 8
+
+struct cz_node {
+    const cz_op *op;
+    cz_tensor *in[CZ_MAX_INPUTS];
+    int n_in;
+    cz_tensor *out;
+    void *state; /* op-private, owned by the node */
+};
+
+typedef struct {
+    bool training;          /* batch statistics, dropout, gradient memory */
+    cz_precision precision;
+    uint64_t seed;          /* parameter initialisation and dropout masks */
+} cz_graph_config;
+
+cz_graph *cz_graph_create(const cz_graph_config *config);
+void cz_graph_free(cz_graph *g);
+
+/* The first build error, or CZ_OK. */
+cz_status cz_graph_status(const cz_graph *g);
+bool cz_graph_training(const cz_graph *g);
+cz_precision cz_graph_precision(const cz_graph *g);
+cz_rng *cz_graph_rng(cz_graph *g);
+
+/* Leaves. Names are copied. ndim is 1 (C), 2 (N, C) or 4 (N, C, H, W). */
+cz_tensor *cz_graph_input(cz_graph *g, const char *name, int64_t n, int64_t c,
+                          int64_t h, int64_t w, bool requires_grad);
+cz_tensor *cz_graph_param(cz_graph *g, const char *name, int ndim,
+                          const int64_t *shape, cz_init init, float init_scale);
+cz_tensor *cz_graph_buffer(cz_graph *g, const char *name, int ndim,
+                           const int64_t *shape, cz_init init);
+void cz_graph_freeze_new_params(cz_graph *g, bool frozen);
+
+/* For op builders: a new activation tensor and a node producing it. The
+ * node takes ownership of state (freed with op->destroy, or free). */
+cz_tensor *cz_graph_node(cz_graph *g, const cz_op *op, cz_tensor *const *in,
+                         int n_in, int64_t n, int64_t c, int64_t h, int64_t w,
+                         void *state);
+/* Record a build error (the first one wins) and return NULL. */
+cz_tensor *cz_graph_error(cz_graph *g, cz_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Allocate everything, initialise parameters, create primitives. Once. */
+cz_status cz_graph_plan(cz_graph *g);
+
+/* Both return the graph's status: CZ_OK, or the first failure of a step
+ * (after which the graph is unusable). */
+cz_status cz_graph_forward(cz_graph *g);
+cz_status cz_graph_backward(cz_graph *g);
+void cz_graph_zero_grad(cz_graph *g);
+void cz_graph_set_frozen(cz_graph *g, bool frozen);
+/* Add scale to every element of t's gradient (t must have one). */
+void cz_tensor_seed(cz_tensor *t, float scale);
+
+/* Flat parameter storage (valid after plan). */
+typedef struct {
+    float *data;        /* trainable, then frozen, then buffers */
+    float *grad;        /* n_trainable values, same offsets as data */
+    size_t n_trainable;
+    size_t n_params;    /* trainable + frozen */
+    size_t n_total;     /* params + buffers */
+} cz_param_store;
+const cz_param_store *cz_graph_params(const cz_graph *g);
+
+/* Named parameters and buffers in creation order, for saving and loading. */
+int cz_graph_n_named(const cz_graph *g);
+cz_tensor *cz_graph_named(const cz_graph *g, int i);
+cz_tensor *cz_graph_find(const cz_graph *g, const char *name);
+
+/* Bumped whenever parameter values change (optimiser step, load), so ops that
+ * cache reordered weights know to refresh them. */
+void cz_graph_params_changed(cz_graph *g);
+uint64_t cz_graph_params_version(const cz_graph *g);
+
+#endif

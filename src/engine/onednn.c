@@ -1,0 +1,179 @@
+#include "engine/onednn.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#include "base/error.h"
+
+static dnnl_engine_t engine;
+static dnnl_stream_t stream;
+static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
+
+static void create_engine(void)
+{
+    if (dnnl_engine_create(&engine, dnnl_cpu, 0) != dnnl_success) {
+        engine = NULL;
+        return;
+    }
+    if (dnnl_stream_create(&stream, engine, dnnl_stream_default_flags) != dnnl_success)
+        stream = NULL;
+}
+
+dnnl_engine_t cz_dnnl_engine(void)
+{
+    pthread_once(&engine_once, create_engine);
+    return engine;
+}
+
+dnnl_stream_t cz_dnnl_stream(void)
+{
+    pthread_once(&engine_once, create_engine);
+    return stream;
+}
+
+dnnl_memory_desc_t cz_dnnl_md(int ndims, const int64_t *dims, dnnl_data_type_t type,
+                              dnnl_format_tag_t tag)
+{
+    dnnl_memory_desc_t md;
+    dnnl_dims_t d;
+    for (int i = 0; i < ndims; i++)
+        d[i] = dims[i];
+    if (dnnl_memory_desc_init_by_tag(&md, ndims, d, type, tag) != dnnl_success)
+        memset(&md, 0, sizeof md);
+    return md;
+}
+
+dnnl_memory_desc_t cz_dnnl_tensor_md(const cz_tensor *t)
+{
+    int64_t dims[4] = {t->n, t->c, t->h, t->w};
+    return cz_dnnl_md(4, dims, dnnl_f32, dnnl_nchw);
+}
+
+cz_status cz_dnnl_check(dnnl_status_t status, const char *what)
+{
+    if (status == dnnl_success)
+        return CZ_OK;
+    return cz_fail(status == dnnl_out_of_memory ? CZ_ERR_NOMEM : CZ_ERR_BACKEND,
+                   "oneDNN: %s failed (status %d)", what, (int)status);
+}
+
+cz_status cz_dnnl_create(dnnl_primitive_desc_t *pd, dnnl_primitive_t *prim,
+                         const_dnnl_op_desc_t desc, const_dnnl_primitive_attr_t attr,
+                         const_dnnl_primitive_desc_t hint, const char *what)
+{
+    if (!cz_dnnl_engine() || !cz_dnnl_stream())
+        return cz_fail(CZ_ERR_BACKEND, "oneDNN: no CPU engine for %s", what);
+    cz_status st = cz_dnnl_check(dnnl_primitive_desc_create(pd, desc, attr, engine, hint), what);
+    if (st == CZ_OK && prim) {
+        st = cz_dnnl_check(dnnl_primitive_create(prim, *pd), what);
+        if (st != CZ_OK) {
+            dnnl_primitive_desc_destroy(*pd);
+            *pd = NULL;
+        }
+    }
+    return st;
+}
+
+void cz_dnnl_run(cz_graph *g, dnnl_primitive_t prim, int n_args, const dnnl_exec_arg_t *args)
+{
+    if (dnnl_primitive_execute(prim, stream, n_args, args) != dnnl_success ||
+        dnnl_stream_wait(stream) != dnnl_success)
+        cz_graph_error(g, CZ_ERR_BACKEND, "oneDNN: a primitive failed to execute");
+}
+
+static cz_status make_reorder(cz_mirror *m)
+{
+    bool to_user = m->dir != CZ_MIRROR_IN;
+    const dnnl_memory_desc_t *user_md, *prim_md;
+    dnnl_memory_get_memory_desc(m->user, &user_md);
+    dnnl_memory_get_memory_desc(m->prim, &prim_md);
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t ops = NULL;
+    cz_status st = CZ_OK;
+    if (m->dir == CZ_MIRROR_ACCUMULATE) {
+        /* Gradients add up: the reorder's sum post-op adds into the user
+         * buffer instead of overwriting it, at no extra pass. */
+        st = cz_dnnl_check(dnnl_primitive_attr_create(&attr), "reorder attributes");
+        if (st == CZ_OK)
+            st = cz_dnnl_check(dnnl_post_ops_create(&ops), "reorder post-ops");
+        if (st == CZ_OK)
+            st = cz_dnnl_check(dnnl_post_ops_append_sum(ops, 1.0f), "reorder sum");
+        if (st == CZ_OK)
+            st = cz_dnnl_check(dnnl_primitive_attr_set_post_ops(attr, ops), "reorder post-ops");
+    }
+    dnnl_primitive_desc_t pd = NULL;
+    if (st == CZ_OK)
+        st = cz_dnnl_check(dnnl_reorder_primitive_desc_create(
+                               &pd, to_user ? prim_md : user_md, engine,
+                               to_user ? user_md : prim_md, engine, attr),
+                           "reorder");
+    if (st == CZ_OK)
+        st = cz_dnnl_check(dnnl_primitive_create(&m->reorder, pd), "reorder");
+    dnnl_primitive_desc_destroy(pd);
+    dnnl_post_ops_destroy(ops);
+    dnnl_primitive_attr_destroy(attr);
+    return st;
+}
+
+cz_status cz_mirror_init(cz_mirror *m, const dnnl_memory_desc_t *user_md, void *user_data,
+                         const dnnl_memory_desc_t *prim_md, cz_mirror_dir dir)
+{
+    memset(m, 0, sizeof *m);
+    m->dir = dir;
+    if (!cz_dnnl_engine())
+        return cz_fail(CZ_ERR_BACKEND, "oneDNN: no CPU engine");
+    if (!user_data) {
+        m->owns_prim = true;
+        return cz_dnnl_check(dnnl_memory_create(&m->prim, prim_md, engine, DNNL_MEMORY_ALLOCATE),
+                             "memory");
+    }
+    cz_status st = cz_dnnl_check(dnnl_memory_create(&m->user, user_md, engine, user_data),
+                                 "memory");
+    if (st != CZ_OK)
+        return st;
+    if (dir != CZ_MIRROR_ACCUMULATE && dnnl_memory_desc_equal(user_md, prim_md)) {
+        m->prim = m->user;
+        return CZ_OK;
+    }
+    m->owns_prim = true;
+    st = cz_dnnl_check(dnnl_memory_create(&m->prim, prim_md, engine, DNNL_MEMORY_ALLOCATE),
+                       "memory");
+    if (st == CZ_OK)
+        st = make_reorder(m);
+    if (st != CZ_OK)
+        cz_mirror_free(m);
+    return st;
+}
+
+cz_status cz_mirror_init_shared(cz_mirror *m, const cz_mirror *other,
+                                const dnnl_memory_desc_t *user_md, void *user_data,
+                                const dnnl_memory_desc_t *prim_md, cz_mirror_dir dir)
+{
+    const dnnl_memory_desc_t *other_md;
+    if (other->prim && dnnl_memory_get_memory_desc(other->prim, &other_md) == dnnl_success &&
+        dnnl_memory_desc_equal(other_md, prim_md)) {
+        memset(m, 0, sizeof *m);
+        m->prim = other->prim; /* borrowed: synced by its owner */
+        return CZ_OK;
+    }
+    return cz_mirror_init(m, user_md, user_data, prim_md, dir);
+}
+
+void cz_mirror_sync(cz_graph *g, const cz_mirror *m)
+{
+    if (!m->reorder)
+        return;
+    dnnl_memory_t from = m->dir == CZ_MIRROR_IN ? m->user : m->prim;
+    dnnl_memory_t to = m->dir == CZ_MIRROR_IN ? m->prim : m->user;
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+    cz_dnnl_run(g, m->reorder, 2, args);
+}
+
+void cz_mirror_free(cz_mirror *m)
+{
+    if (m->owns_prim)
+        dnnl_memory_destroy(m->prim);
+    dnnl_memory_destroy(m->user);
+    dnnl_primitive_destroy(m->reorder);
+    memset(m, 0, sizeof *m);
+}

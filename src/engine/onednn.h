@@ -1,0 +1,63 @@
+/* Glue between the graph and oneDNN: one CPU engine and stream for the
+ * process, memory descriptors for our plain NCHW fp32 tensors, and mirrors
+ * that keep a tensor in the layout and data type a primitive prefers. */
+#ifndef CZ_ENGINE_ONEDNN_H
+#define CZ_ENGINE_ONEDNN_H
+
+#include <dnnl.h>
+#include <stdbool.h>
+
+#include "engine/graph.h"
+
+/* The process-wide engine and stream, created on first use. NULL if oneDNN
+ * cannot create a CPU engine (then every primitive creation fails cleanly). */
+dnnl_engine_t cz_dnnl_engine(void);
+dnnl_stream_t cz_dnnl_stream(void);
+
+/* A descriptor of a 1-D (x), 2-D (nc / oi) or 4-D (nchw / oihw) tensor. */
+dnnl_memory_desc_t cz_dnnl_md(int ndims, const int64_t *dims, dnnl_data_type_t type,
+                              dnnl_format_tag_t tag);
+/* The plain fp32 NCHW descriptor of a graph tensor. */
+dnnl_memory_desc_t cz_dnnl_tensor_md(const cz_tensor *t);
+
+/* Turn a oneDNN status into ours, naming what failed. */
+cz_status cz_dnnl_check(dnnl_status_t status, const char *what);
+
+/* Create a primitive descriptor, and its primitive if prim is not NULL. */
+cz_status cz_dnnl_create(dnnl_primitive_desc_t *pd, dnnl_primitive_t *prim,
+                         const_dnnl_op_desc_t desc, const_dnnl_primitive_attr_t attr,
+                         const_dnnl_primitive_desc_t hint, const char *what);
+
+/* Execute on the process stream; a failure is recorded in the graph. */
+void cz_dnnl_run(cz_graph *g, dnnl_primitive_t prim, int n_args, const dnnl_exec_arg_t *args);
+
+/* How a mirror moves data between the user buffer and the primitive's. */
+typedef enum {
+    CZ_MIRROR_IN,         /* user -> primitive, before it runs */
+    CZ_MIRROR_OUT,        /* primitive -> user, overwriting */
+    CZ_MIRROR_ACCUMULATE, /* primitive -> user, adding (gradients) */
+} cz_mirror_dir;
+
+/* A user buffer (plain layout, fp32) seen through the descriptor a primitive
+ * asked for. When the two agree and nothing is accumulated, the primitive
+ * works on the user buffer directly and sync is a no-op. With user_data NULL
+ * the mirror is just scratch memory for an output nobody reads. */
+typedef struct {
+    dnnl_memory_t user;       /* NULL for scratch and shared mirrors */
+    dnnl_memory_t prim;       /* == user when no reorder is needed */
+    dnnl_primitive_t reorder; /* NULL when sync has nothing to do */
+    cz_mirror_dir dir;
+    bool owns_prim;
+} cz_mirror;
+
+cz_status cz_mirror_init(cz_mirror *m, const dnnl_memory_desc_t *user_md, void *user_data,
+                         const dnnl_memory_desc_t *prim_md, cz_mirror_dir dir);
+/* Share another mirror's primitive-side memory when it has the same
+ * descriptor (then no second reorder runs); otherwise a fresh mirror. */
+cz_status cz_mirror_init_shared(cz_mirror *m, const cz_mirror *other,
+                                const dnnl_memory_desc_t *user_md, void *user_data,
+                                const dnnl_memory_desc_t *prim_md, cz_mirror_dir dir);
+void cz_mirror_sync(cz_graph *g, const cz_mirror *m);
+void cz_mirror_free(cz_mirror *m);
+
+#endif

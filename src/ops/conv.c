@@ -1,0 +1,282 @@
+/* conv2d and conv_transpose2d on oneDNN.
+ *
+ * Our tensors are plain NCHW fp32; the primitives pick their own layouts
+ * ("any") and, in bf16 graphs, bf16 sources, weights and output gradients with
+ * fp32 outputs. Mirrors convert between the two; where a backward primitive
+ * wants the same layout as one already converted in this step, it shares it.
+ * Gradients are accumulated into the user buffers by the mirrors' reorders. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/onednn.h"
+#include "ops/ops.h"
+
+typedef struct {
+    bool transposed;
+    int stride, padding, output_padding, dilation;
+
+    dnnl_primitive_desc_t fwd_pd, bwd_data_pd, bwd_weights_pd;
+    dnnl_primitive_t fwd, bwd_data, bwd_weights;
+    /* forward */
+    cz_mirror src, weights, bias, dst;
+    uint64_t weights_version; /* inference graphs reorder weights only when changed */
+    bool weights_fresh;
+    /* backward data */
+    cz_mirror bd_diff_dst, bd_weights, bd_diff_src;
+    /* backward weights */
+    cz_mirror bw_src, bw_diff_dst, bw_diff_weights, bw_diff_bias;
+} conv_state;
+
+static void conv_destroy(void *p)
+{
+    conv_state *s = p;
+    if (!s)
+        return;
+    cz_mirror *mirrors[] = {&s->src,         &s->weights,     &s->bias,
+                            &s->dst,         &s->bd_diff_dst, &s->bd_weights,
+                            &s->bd_diff_src, &s->bw_src,      &s->bw_diff_dst,
+                            &s->bw_diff_weights, &s->bw_diff_bias};
+    for (size_t i = 0; i < sizeof mirrors / sizeof *mirrors; i++)
+        cz_mirror_free(mirrors[i]);
+    dnnl_primitive_destroy(s->fwd);
+    dnnl_primitive_destroy(s->bwd_data);
+    dnnl_primitive_destroy(s->bwd_weights);
+    dnnl_primitive_desc_destroy(s->fwd_pd);
+    dnnl_primitive_desc_destroy(s->bwd_data_pd);
+    dnnl_primitive_desc_destroy(s->bwd_weights_pd);
+    free(s);
+}
+
+static const dnnl_memory_desc_t *query(dnnl_primitive_desc_t pd, dnnl_query_t what)
+{
+    return dnnl_primitive_desc_query_md(pd, what, 0);
+}
+
+/* Descriptors with layout left to oneDNN, data type per precision. */
+typedef struct {
+    dnnl_memory_desc_t src, weights, bias, dst, diff_src, diff_weights, diff_bias, diff_dst;
+    dnnl_dims_t strides, dilates, pad_l, pad_r;
+} conv_descs;
+
+static conv_descs make_descs(cz_graph *g, const cz_node *node, const conv_state *s)
+{
+    const cz_tensor *x = node->in[0], *w = node->in[1], *y = node->out;
+    bool bf16 = cz_graph_precision(g) == CZ_BF16;
+    dnnl_data_type_t low = bf16 ? dnnl_bf16 : dnnl_f32;
+    int64_t x_dims[4] = {x->n, x->c, x->h, x->w};
+    int64_t y_dims[4] = {y->n, y->c, y->h, y->w};
+    /* oneDNN always wants weights as [OC, IC, KH, KW] of the operation. */
+    int64_t w_dims[4] = {s->transposed ? w->c : w->n, s->transposed ? w->n : w->c, w->h, w->w};
+    int64_t b_dims[1] = {y->c};
+    conv_descs d;
+    d.src = cz_dnnl_md(4, x_dims, low, dnnl_format_tag_any);
+    d.weights = cz_dnnl_md(4, w_dims, low, dnnl_format_tag_any);
+    d.bias = cz_dnnl_md(1, b_dims, dnnl_f32, dnnl_x);
+    d.dst = cz_dnnl_md(4, y_dims, dnnl_f32, dnnl_format_tag_any);
+    d.diff_src = cz_dnnl_md(4, x_dims, dnnl_f32, dnnl_format_tag_any);
+    d.diff_weights = cz_dnnl_md(4, w_dims, dnnl_f32, dnnl_format_tag_any);
+    d.diff_bias = d.bias;
+    d.diff_dst = cz_dnnl_md(4, y_dims, low, dnnl_format_tag_any);
+    for (int i = 0; i < 2; i++) {
+        d.strides[i] = s->stride;
+        d.dilates[i] = s->dilation - 1; /* oneDNN counts the gaps */
+        d.pad_l[i] = s->padding;
+        /* The right padding makes the output size exact, including a
+         * transposed conv's output_padding and a stride that does not
+         * divide the input. */
+        int64_t in = i == 0 ? x->h : x->w, out = i == 0 ? y->h : y->w;
+        int64_t k = i == 0 ? w->h : w->w;
+        int64_t span = (k - 1) * s->dilation + 1;
+        d.pad_r[i] = s->transposed ? (in - 1) * s->stride + span - out - s->padding
+                                   : (out - 1) * s->stride + span - in - s->padding;
+    }
+    return d;
+}
+
+static cz_status conv_plan(cz_graph *g, cz_node *node)
+{
+    conv_state *s = node->state;
+    cz_tensor *x = node->in[0], *w = node->in[1], *b = node->n_in > 2 ? node->in[2] : NULL;
+    cz_tensor *y = node->out;
+    conv_descs d = make_descs(g, node, s);
+    dnnl_memory_desc_t x_user = cz_dnnl_tensor_md(x), y_user = cz_dnnl_tensor_md(y);
+    int64_t w_dims[4] = {s->transposed ? w->c : w->n, s->transposed ? w->n : w->c, w->h, w->w};
+    /* PyTorch stores transposed-conv weights [IC, OC, KH, KW]: iohw. */
+    dnnl_memory_desc_t w_user = cz_dnnl_md(4, w_dims, dnnl_f32, s->transposed ? dnnl_iohw : dnnl_oihw);
+    dnnl_memory_desc_t b_user = d.bias;
+    bool training = cz_graph_training(g);
+    dnnl_alg_kind_t alg = s->transposed ? dnnl_deconvolution_direct : dnnl_convolution_direct;
+    cz_status st;
+
+    union {
+        dnnl_convolution_desc_t conv;
+        dnnl_deconvolution_desc_t deconv;
+    } desc;
+    dnnl_prop_kind_t prop = training ? dnnl_forward_training : dnnl_forward_inference;
+    dnnl_status_t ds =
+        s->transposed
+            ? dnnl_dilated_deconvolution_forward_desc_init(&desc.deconv, prop, alg, &d.src, &d.weights,
+                                                           b ? &d.bias : NULL, &d.dst, d.strides,
+                                                           d.dilates, d.pad_l, d.pad_r)
+            : dnnl_dilated_convolution_forward_desc_init(&desc.conv, prop, alg, &d.src, &d.weights,
+                                                         b ? &d.bias : NULL, &d.dst, d.strides,
+                                                         d.dilates, d.pad_l, d.pad_r);
+    if ((st = cz_dnnl_check(ds, "convolution descriptor")) != CZ_OK ||
+        (st = cz_dnnl_create(&s->fwd_pd, &s->fwd, &desc, NULL, NULL, "convolution forward")) != CZ_OK ||
+        (st = cz_mirror_init(&s->src, &x_user, x->data, query(s->fwd_pd, dnnl_query_src_md), CZ_MIRROR_IN)) != CZ_OK ||
+        (st = cz_mirror_init(&s->weights, &w_user, w->data, query(s->fwd_pd, dnnl_query_weights_md), CZ_MIRROR_IN)) != CZ_OK ||
+        (st = cz_mirror_init(&s->dst, &y_user, y->data, query(s->fwd_pd, dnnl_query_dst_md), CZ_MIRROR_OUT)) != CZ_OK)
+        return st;
+    /* The bias is the primitive's second weights argument. */
+    if (b && (st = cz_mirror_init(&s->bias, &b_user, b->data, dnnl_primitive_desc_query_md(s->fwd_pd, dnnl_query_weights_md, 1), CZ_MIRROR_IN)) != CZ_OK)
+        return st;
+    if (!training)
+        return CZ_OK;
+
+    if (x->may_need_grad) {
+        ds = s->transposed
+                 ? dnnl_dilated_deconvolution_backward_data_desc_init(&desc.deconv, alg, &d.diff_src, &d.weights,
+                                                                      &d.diff_dst, d.strides, d.dilates, d.pad_l, d.pad_r)
+                 : dnnl_dilated_convolution_backward_data_desc_init(&desc.conv, alg, &d.diff_src, &d.weights,
+                                                                    &d.diff_dst, d.strides, d.dilates, d.pad_l, d.pad_r);
+        if ((st = cz_dnnl_check(ds, "convolution backward-data descriptor")) != CZ_OK ||
+            (st = cz_dnnl_create(&s->bwd_data_pd, &s->bwd_data, &desc, NULL, s->fwd_pd, "convolution backward data")) != CZ_OK ||
+            (st = cz_mirror_init(&s->bd_diff_dst, &y_user, y->grad, query(s->bwd_data_pd, dnnl_query_diff_dst_md), CZ_MIRROR_IN)) != CZ_OK ||
+            (st = cz_mirror_init_shared(&s->bd_weights, &s->weights, &w_user, w->data, query(s->bwd_data_pd, dnnl_query_weights_md), CZ_MIRROR_IN)) != CZ_OK ||
+            (st = cz_mirror_init(&s->bd_diff_src, &x_user, x->grad, query(s->bwd_data_pd, dnnl_query_diff_src_md), CZ_MIRROR_ACCUMULATE)) != CZ_OK)
+            return st;
+    }
+    if (w->may_need_grad || (b && b->may_need_grad)) {
+        ds = s->transposed
+                 ? dnnl_dilated_deconvolution_backward_weights_desc_init(&desc.deconv, alg, &d.src, &d.diff_weights,
+                                                                         b ? &d.diff_bias : NULL, &d.diff_dst,
+                                                                         d.strides, d.dilates, d.pad_l, d.pad_r)
+                 : dnnl_dilated_convolution_backward_weights_desc_init(&desc.conv, alg, &d.src, &d.diff_weights,
+                                                                       b ? &d.diff_bias : NULL, &d.diff_dst,
+                                                                       d.strides, d.dilates, d.pad_l, d.pad_r);
+        if ((st = cz_dnnl_check(ds, "convolution backward-weights descriptor")) != CZ_OK ||
+            (st = cz_dnnl_create(&s->bwd_weights_pd, &s->bwd_weights, &desc, NULL, s->fwd_pd, "convolution backward weights")) != CZ_OK ||
+            (st = cz_mirror_init_shared(&s->bw_src, &s->src, &x_user, x->data, query(s->bwd_weights_pd, dnnl_query_src_md), CZ_MIRROR_IN)) != CZ_OK ||
+            (st = cz_mirror_init_shared(&s->bw_diff_dst, &s->bd_diff_dst, &y_user, y->grad, query(s->bwd_weights_pd, dnnl_query_diff_dst_md), CZ_MIRROR_IN)) != CZ_OK)
+            return st;
+        /* A frozen weight or bias (grad NULL) gets scratch memory: the
+         * primitive computes both, and the unwanted one is dropped. */
+        if ((st = cz_mirror_init(&s->bw_diff_weights, &w_user, w->grad, query(s->bwd_weights_pd, dnnl_query_diff_weights_md), CZ_MIRROR_ACCUMULATE)) != CZ_OK)
+            return st;
+        if (b && (st = cz_mirror_init(&s->bw_diff_bias, &b_user, b->grad, dnnl_primitive_desc_query_md(s->bwd_weights_pd, dnnl_query_diff_weights_md, 1), CZ_MIRROR_ACCUMULATE)) != CZ_OK)
+            return st;
+    }
+    return CZ_OK;
+}
+
+static void conv_forward(cz_graph *g, cz_node *node)
+{
+    conv_state *s = node->state;
+    bool has_bias = node->n_in > 2;
+    cz_mirror_sync(g, &s->src);
+    uint64_t version = cz_graph_params_version(g);
+    if (cz_graph_training(g) || !s->weights_fresh || s->weights_version != version) {
+        cz_mirror_sync(g, &s->weights);
+        if (has_bias)
+            cz_mirror_sync(g, &s->bias);
+        s->weights_version = version;
+        s->weights_fresh = true;
+    }
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, s->src.prim},
+                               {DNNL_ARG_WEIGHTS, s->weights.prim},
+                               {DNNL_ARG_DST, s->dst.prim},
+                               {DNNL_ARG_BIAS, s->bias.prim}};
+    cz_dnnl_run(g, s->fwd, has_bias ? 4 : 3, args);
+    cz_mirror_sync(g, &s->dst);
+}
+
+static void conv_backward(cz_graph *g, cz_node *node)
+{
+    conv_state *s = node->state;
+    cz_tensor *x = node->in[0], *w = node->in[1], *b = node->n_in > 2 ? node->in[2] : NULL;
+    bool weights_need = w->needs_grad || (b && b->needs_grad);
+    if (x->needs_grad || weights_need)
+        cz_mirror_sync(g, s->bwd_data ? &s->bd_diff_dst : &s->bw_diff_dst);
+    if (x->needs_grad) {
+        /* bd_weights shares the forward's converted weights when it can. */
+        cz_mirror_sync(g, &s->bd_weights);
+        dnnl_exec_arg_t args[3] = {{DNNL_ARG_DIFF_DST, s->bd_diff_dst.prim},
+                                   {DNNL_ARG_WEIGHTS, s->bd_weights.prim},
+                                   {DNNL_ARG_DIFF_SRC, s->bd_diff_src.prim}};
+        cz_dnnl_run(g, s->bwd_data, 3, args);
+        cz_mirror_sync(g, &s->bd_diff_src);
+    }
+    if (weights_need) {
+        if (s->bwd_data)
+            cz_mirror_sync(g, &s->bw_diff_dst); /* no-op when shared */
+        cz_mirror_sync(g, &s->bw_src);
+        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, s->bw_src.prim},
+                                   {DNNL_ARG_DIFF_DST, s->bw_diff_dst.prim},
+                                   {DNNL_ARG_DIFF_WEIGHTS, s->bw_diff_weights.prim},
+                                   {DNNL_ARG_DIFF_BIAS, s->bw_diff_bias.prim}};
+        cz_dnnl_run(g, s->bwd_weights, b ? 4 : 3, args);
+        if (w->needs_grad)
+            cz_mirror_sync(g, &s->bw_diff_weights);
+        if (b && b->needs_grad)
+            cz_mirror_sync(g, &s->bw_diff_bias);
+    }
+}
+
+static const cz_op conv_op = {"conv2d", conv_plan, conv_forward, conv_backward, conv_destroy};
+static const cz_op deconv_op = {"conv_transpose2d", conv_plan, conv_forward, conv_backward,
+                                conv_destroy};
+
+static cz_tensor *build(cz_graph *g, bool transposed, cz_tensor *x, cz_tensor *w, cz_tensor *b,
+                        int stride, int padding, int output_padding, int dilation)
+{
+    const char *name = transposed ? "conv_transpose2d" : "conv2d";
+    if (!x || !w || cz_graph_status(g) != CZ_OK)
+        return cz_graph_error(g, CZ_ERR_INVALID, "%s: missing input", name);
+    int64_t ic = transposed ? w->n : w->c, oc = transposed ? w->c : w->n;
+    if (stride < 1 || dilation < 1 || padding < 0 || output_padding < 0 ||
+        (transposed && output_padding >= stride && output_padding >= dilation))
+        return cz_graph_error(g, CZ_ERR_INVALID, "%s: bad stride %d, padding %d, dilation %d",
+                              name, stride, padding, dilation);
+    if (x->c != ic)
+        return cz_graph_error(g, CZ_ERR_INVALID, "%s: input has %lld channels, weight expects %lld",
+                              name, (long long)x->c, (long long)ic);
+    if (b && cz_numel(b) != oc)
+        return cz_graph_error(g, CZ_ERR_INVALID, "%s: bias has %lld values, expected %lld", name,
+                              (long long)cz_numel(b), (long long)oc);
+    int64_t span_h = (w->h - 1) * dilation + 1, span_w = (w->w - 1) * dilation + 1;
+    int64_t oh, ow;
+    if (transposed) {
+        oh = (x->h - 1) * stride - 2 * padding + span_h + output_padding;
+        ow = (x->w - 1) * stride - 2 * padding + span_w + output_padding;
+    } else {
+        oh = (x->h + 2 * padding - span_h) / stride + 1;
+        ow = (x->w + 2 * padding - span_w) / stride + 1;
+        if (x->h + 2 * padding < span_h || x->w + 2 * padding < span_w)
+            oh = ow = 0;
+    }
+    if (oh < 1 || ow < 1)
+        return cz_graph_error(g, CZ_ERR_INVALID, "%s: input %lldx%lld too small for the kernel",
+                              name, (long long)x->h, (long long)x->w);
+    conv_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return cz_graph_error(g, CZ_ERR_NOMEM, "%s: out of memory", name);
+    s->transposed = transposed;
+    s->stride = stride;
+    s->padding = padding;
+    s->output_padding = output_padding;
+    s->dilation = dilation;
+    cz_tensor *in[3] = {x, w, b};
+    return cz_graph_node(g, transposed ? &deconv_op : &conv_op, in, b ? 3 : 2, x->n, oc, oh, ow, s);
+}
+
+cz_tensor *cz_conv2d(cz_graph *g, cz_tensor *x, cz_tensor *w, cz_tensor *b, int stride,
+                     int padding, int dilation)
+{
+    return build(g, false, x, w, b, stride, padding, 0, dilation);
+}
+
+cz_tensor *cz_conv_transpose2d(cz_graph *g, cz_tensor *x, cz_tensor *w, cz_tensor *b,
+                               int stride, int padding, int output_padding, int dilation)
+{
+    return build(g, true, x, w, b, stride, padding, output_padding, dilation);
+}

@@ -1,0 +1,82 @@
+/*
+ * Op builders. Each appends a node to the graph and returns its output, or
+ * NULL after recording an error in the graph (a NULL argument tensor also
+ * gives NULL, so failures flow through model code to cz_graph_plan).
+ *
+ * Every op matches the PyTorch function of the same name, forward and
+ * backward; shapes use PyTorch's conventions (NCHW activations, conv weights
+ * [OC, IC, KH, KW], transposed-conv weights [IC, OC, KH, KW], linear weights
+ * [OUT, IN]). Backward adds into the gradients of the inputs that need one.
+ */
+#ifndef CZ_OPS_OPS_H
+#define CZ_OPS_OPS_H
+
+#include "engine/graph.h"
+
+/* --- conv.c: convolutions on oneDNN (bf16 on AMX in CZ_BF16 graphs) --- */
+
+/* y = conv2d(x, w, b): x [N, IC, H, W], w [OC, IC, KH, KW], b [OC] or NULL.
+ * Symmetric padding; dilation 1 is an ordinary convolution. */
+cz_tensor *cz_conv2d(cz_graph *g, cz_tensor *x, cz_tensor *w, cz_tensor *b, int stride,
+                     int padding, int dilation);
+
+/* y = conv_transpose2d(x, w, b): x [N, IC, H, W], w [IC, OC, KH, KW],
+ * OH = (H - 1) * stride - 2 * padding + dilation * (KH - 1) + output_padding + 1. */
+cz_tensor *cz_conv_transpose2d(cz_graph *g, cz_tensor *x, cz_tensor *w, cz_tensor *b,
+                               int stride, int padding, int output_padding, int dilation);
+
+/* --- linear.c --- */
+
+/* y = x @ w^T + b: x [N, IN] (a [N, C, H, W] input is flattened to C*H*W),
+ * w [OUT, IN], b [OUT] or NULL; y [N, OUT]. */
+cz_tensor *cz_linear(cz_graph *g, cz_tensor *x, cz_tensor *w, cz_tensor *b);
+
+/* --- norm.c --- */
+
+/* Batch normalisation over N, H, W per channel. In a training graph it uses
+ * the batch's statistics and updates the running ones:
+ *     running = (1 - momentum) * running + momentum * batch
+ * (running_var takes the unbiased batch variance, as PyTorch); in an inference
+ * graph it uses the running ones. weight/bias [C] may be NULL (affine=False). */
+cz_tensor *cz_batch_norm2d(cz_graph *g, cz_tensor *x, cz_tensor *weight, cz_tensor *bias,
+                           cz_tensor *running_mean, cz_tensor *running_var,
+                           float momentum, float eps);
+
+/* --- activation.c --- */
+cz_tensor *cz_relu(cz_graph *g, cz_tensor *x);
+cz_tensor *cz_leaky_relu(cz_graph *g, cz_tensor *x, float negative_slope);
+cz_tensor *cz_tanh(cz_graph *g, cz_tensor *x);
+cz_tensor *cz_sigmoid(cz_graph *g, cz_tensor *x);
+
+/* --- pool.c --- */
+
+/* max_pool2d with symmetric padding (padded cells never win), floor mode. */
+cz_tensor *cz_max_pool2d(cz_graph *g, cz_tensor *x, int kernel, int stride, int padding);
+/* Mean over H and W: [N, C, H, W] -> [N, C, 1, 1]. */
+cz_tensor *cz_global_avg_pool(cz_graph *g, cz_tensor *x);
+
+/* --- upsample.c --- */
+typedef enum { CZ_UPSAMPLE_NEAREST, CZ_UPSAMPLE_BILINEAR } cz_upsample_mode;
+/* F.interpolate(x, scale_factor=scale, mode=..., align_corners=False). */
+cz_tensor *cz_upsample(cz_graph *g, cz_tensor *x, int scale, cz_upsample_mode mode);
+
+/* --- combine.c --- */
+
+/* Concatenation along channels of n tensors with equal N, H, W. */
+cz_tensor *cz_cat(cz_graph *g, cz_tensor *const *xs, int n);
+/* a + b, same shapes. */
+cz_tensor *cz_add(cz_graph *g, cz_tensor *a, cz_tensor *b);
+/* Inverted dropout: in training zeroes each element with probability p and
+ * scales the rest by 1/(1-p), masks drawn from the graph's generator; the
+ * identity in inference graphs. */
+cz_tensor *cz_dropout(cz_graph *g, cz_tensor *x, float p);
+
+/* --- loss.c: scalar losses ([1, 1, 1, 1]), mean over all elements --- */
+
+/* binary_cross_entropy_with_logits; target values anywhere in [0, 1], so
+ * smoothed and noisy labels work. */
+cz_tensor *cz_bce_with_logits(cz_graph *g, cz_tensor *logits, cz_tensor *target);
+cz_tensor *cz_l1_loss(cz_graph *g, cz_tensor *x, cz_tensor *target);
+cz_tensor *cz_mse_loss(cz_graph *g, cz_tensor *x, cz_tensor *target);
+
+#endif

@@ -1,0 +1,167 @@
+/* conv2d and conv_transpose2d: forward against a direct loop in double,
+ * backward against finite differences, fp32 and bf16. */
+#include "check.h"
+#include "gradcheck.h"
+#include "ops/ops.h"
+
+typedef struct {
+    int n, ic, oc, h, w, kh, kw, stride, padding, output_padding, dilation;
+    bool bias, transposed;
+} conv_case;
+
+/* The defining sums. A transposed conv scatters each input pixel through the
+ * kernel; a conv gathers. w is [OC, IC, KH, KW] or, transposed, [IC, OC, KH, KW]. */
+static void reference(const conv_case *c, const float *x, const float *w, const float *b,
+                      double *y, int oh, int ow)
+{
+    for (int i = 0; i < c->n * c->oc * oh * ow; i++)
+        y[i] = b ? b[(i / (oh * ow)) % c->oc] : 0.0;
+    for (int n = 0; n < c->n; n++)
+        for (int o = 0; o < c->oc; o++)
+            for (int ci = 0; ci < c->ic; ci++)
+                for (int ky = 0; ky < c->kh; ky++)
+                    for (int kx = 0; kx < c->kw; kx++) {
+                        double wv = c->transposed
+                                        ? w[((ci * c->oc + o) * c->kh + ky) * c->kw + kx]
+                                        : w[((o * c->ic + ci) * c->kh + ky) * c->kw + kx];
+                        if (!c->transposed) {
+                            for (int yy = 0; yy < oh; yy++)
+                                for (int xx = 0; xx < ow; xx++) {
+                                    int iy = yy * c->stride - c->padding + ky * c->dilation;
+                                    int ix = xx * c->stride - c->padding + kx * c->dilation;
+                                    if (iy < 0 || iy >= c->h || ix < 0 || ix >= c->w)
+                                        continue;
+                                    y[((n * c->oc + o) * oh + yy) * ow + xx] +=
+                                        wv * x[((n * c->ic + ci) * c->h + iy) * c->w + ix];
+                                }
+                        } else {
+                            for (int iy = 0; iy < c->h; iy++)
+                                for (int ix = 0; ix < c->w; ix++) {
+                                    int yy = iy * c->stride - c->padding + ky * c->dilation;
+                                    int xx = ix * c->stride - c->padding + kx * c->dilation;
+                                    if (yy < 0 || yy >= oh || xx < 0 || xx >= ow)
+                                        continue;
+                                    y[((n * c->oc + o) * oh + yy) * ow + xx] +=
+                                        wv * x[((n * c->ic + ci) * c->h + iy) * c->w + ix];
+                                }
+                        }
+                    }
+}
+
+/* A planned training graph y = conv(x, w, b); ts receives x, w, b. */
+static cz_tensor *build(const conv_case *c, cz_precision precision, cz_graph **gp, cz_tensor **ts)
+{
+    cz_graph_config cfg = {.training = true, .precision = precision, .seed = 7};
+    cz_graph *g = *gp = cz_graph_create(&cfg);
+    cz_tensor *x = cz_graph_input(g, "x", c->n, c->ic, c->h, c->w, true);
+    int64_t wshape[4] = {c->transposed ? c->ic : c->oc, c->transposed ? c->oc : c->ic, c->kh, c->kw};
+    int64_t bshape[1] = {c->oc};
+    cz_tensor *w = cz_graph_param(g, "weight", 4, wshape, CZ_INIT_UNIFORM, 0.5f);
+    cz_tensor *b = c->bias ? cz_graph_param(g, "bias", 1, bshape, CZ_INIT_UNIFORM, 0.5f) : NULL;
+    cz_tensor *y = c->transposed
+                       ? cz_conv_transpose2d(g, x, w, b, c->stride, c->padding, c->output_padding, c->dilation)
+                       : cz_conv2d(g, x, w, b, c->stride, c->padding, c->dilation);
+    CHECK(cz_graph_plan(g) == CZ_OK, "plan: %s", cz_last_error());
+    if (cz_graph_status(g) != CZ_OK)
+        return NULL;
+    cz_rng rng;
+    cz_rng_seed(&rng, 99);
+    fill_uniform(&rng, x->data, cz_numel(x), -1, 1);
+    ts[0] = x, ts[1] = w, ts[2] = b;
+    return y;
+}
+
+static void run_case(const conv_case *c, cz_precision precision)
+{
+    char what[160];
+    snprintf(what, sizeof what, "%s %s n%d ic%d oc%d %dx%d k%dx%d s%d p%d op%d d%d%s",
+             c->transposed ? "conv_transpose2d" : "conv2d", precision == CZ_BF16 ? "bf16" : "fp32",
+             c->n, c->ic, c->oc, c->h, c->w, c->kh, c->kw, c->stride, c->padding,
+             c->output_padding, c->dilation, c->bias ? " bias" : "");
+    cz_graph *g;
+    cz_tensor *ts[3];
+    cz_tensor *y = build(c, precision, &g, ts);
+    if (!y) {
+        cz_graph_free(g);
+        return;
+    }
+    cz_tensor *x = ts[0], *w = ts[1], *b = ts[2];
+    CHECK(cz_graph_forward(g) == CZ_OK, "%s: forward", what);
+
+    int oh = (int)y->h, ow = (int)y->w;
+    double *ref = malloc(sizeof(double) * (size_t)cz_numel(y));
+    reference(c, x->data, w->data, b ? b->data : NULL, ref, oh, ow);
+    float *reff = malloc(sizeof(float) * (size_t)cz_numel(y));
+    for (int64_t i = 0; i < cz_numel(y); i++)
+        reff[i] = (float)ref[i];
+    /* bf16 keeps 8 bits of mantissa: inputs are rounded to ~0.4%. */
+    CHECK_CLOSE(what, y->data, reff, cz_numel(y), precision == CZ_BF16 ? 3e-2 : 1e-5, 1.0);
+    free(ref);
+    free(reff);
+
+    cz_tensor *checked[3] = {x, w, b};
+    if (precision == CZ_FP32) {
+        gradcheck(what, g, y, checked, b ? 3 : 2, 40, 1e-2, 1e-3);
+    } else {
+        /* Finite differences drown in bf16 rounding; instead the bf16
+         * gradients must track the fp32 ones (themselves checked above). */
+        cz_graph *g32 = NULL;
+        cz_tensor *t32[3];
+        cz_tensor *y32 = build(c, CZ_FP32, &g32, t32);
+        for (int k = 0; k < 3; k++)
+            if (checked[k])
+                memcpy(t32[k]->data, checked[k]->data, sizeof(float) * (size_t)cz_numel(checked[k]));
+        cz_graph *gs[2] = {g, g32};
+        cz_tensor *ys[2] = {y, y32};
+        for (int k = 0; k < 2; k++) {
+            cz_graph_forward(gs[k]);
+            cz_graph_zero_grad(gs[k]);
+            cz_rng r;
+            cz_rng_seed(&r, 5);
+            fill_uniform(&r, ys[k]->grad, cz_numel(ys[k]), -1, 1);
+            cz_graph_backward(gs[k]);
+        }
+        for (int k = 0; k < 3; k++) {
+            if (!checked[k])
+                continue;
+            int64_t n = cz_numel(checked[k]);
+            float scale = 0;
+            for (int64_t i = 0; i < n; i++)
+                scale = fmaxf(scale, fabsf(t32[k]->grad[i]));
+            CHECK_CLOSE(what, checked[k]->grad, t32[k]->grad, n, 3e-2, scale);
+        }
+        cz_graph_free(g32);
+    }
+    cz_graph_free(g);
+}
+
+int main(void)
+{
+    const conv_case cases[] = {
+        {.n = 2, .ic = 3, .oc = 5, .h = 7, .w = 9, .kh = 3, .kw = 3, .stride = 1, .padding = 1, .dilation = 1, .bias = true},
+        {.n = 1, .ic = 4, .oc = 6, .h = 11, .w = 8, .kh = 3, .kw = 3, .stride = 2, .padding = 1, .dilation = 1},
+        {.n = 2, .ic = 3, .oc = 2, .h = 9, .w = 9, .kh = 3, .kw = 3, .stride = 1, .padding = 2, .dilation = 2, .bias = true},
+        {.n = 1, .ic = 3, .oc = 8, .h = 13, .w = 13, .kh = 7, .kw = 7, .stride = 2, .padding = 3, .dilation = 1, .bias = true},
+        {.n = 3, .ic = 5, .oc = 4, .h = 6, .w = 5, .kh = 1, .kw = 1, .stride = 2, .padding = 0, .dilation = 1},
+        {.n = 2, .ic = 3, .oc = 4, .h = 8, .w = 8, .kh = 4, .kw = 4, .stride = 2, .padding = 1, .dilation = 1, .bias = true},
+        {.n = 2, .ic = 4, .oc = 3, .h = 5, .w = 7, .kh = 4, .kw = 4, .stride = 2, .padding = 1, .dilation = 1, .bias = true, .transposed = true},
+        {.n = 1, .ic = 3, .oc = 5, .h = 4, .w = 3, .kh = 3, .kw = 3, .stride = 2, .padding = 1, .output_padding = 1, .dilation = 1, .transposed = true},
+        {.n = 2, .ic = 2, .oc = 3, .h = 5, .w = 5, .kh = 3, .kw = 3, .stride = 1, .padding = 0, .dilation = 2, .bias = true, .transposed = true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        run_case(&cases[i], CZ_FP32);
+        run_case(&cases[i], CZ_BF16);
+    }
+
+    /* Shape errors are reported, not crashed on. */
+    cz_graph_config cfg = {.training = false};
+    cz_graph *g = cz_graph_create(&cfg);
+    int64_t wshape[4] = {4, 2, 3, 3};
+    cz_tensor *x = cz_graph_input(g, "x", 1, 3, 8, 8, false);
+    cz_tensor *w = cz_graph_param(g, "w", 4, wshape, CZ_INIT_ZEROS, 0);
+    CHECK(cz_conv2d(g, x, w, NULL, 1, 1, 1) == NULL, "channel mismatch accepted");
+    CHECK(cz_graph_plan(g) == CZ_ERR_INVALID, "plan after a build error must fail");
+    CHECK(strstr(cz_last_error(), "channels") != NULL, "message: %s", cz_last_error());
+    cz_graph_free(g);
+    return check_finish("test_conv");
+}
