@@ -28,7 +28,8 @@ cz_tensor *cz_conv_transpose2d(cz_graph *g, cz_tensor *x, cz_tensor *w, cz_tenso
 /* --- linear.c --- */
 
 /* y = x @ w^T + b: x [N, IN] (a [N, C, H, W] input is flattened to C*H*W),
- * w [OUT, IN], b [OUT] or NULL; y [N, OUT]. */
+ * w [OUT, IN], b [OUT] or NULL; y [N, OUT], stored as [N, OUT, 1, 1] with
+ * ndim 2. bf16 products in CZ_BF16 graphs, as conv2d. */
 cz_tensor *cz_linear(cz_graph *g, cz_tensor *x, cz_tensor *w, cz_tensor *b);
 
 /* --- norm.c --- */
@@ -37,7 +38,16 @@ cz_tensor *cz_linear(cz_graph *g, cz_tensor *x, cz_tensor *w, cz_tensor *b);
  * the batch's statistics and updates the running ones:
  *     running = (1 - momentum) * running + momentum * batch
  * (running_var takes the unbiased batch variance, as PyTorch); in an inference
- * graph it uses the running ones. weight/bias [C] may be NULL (affine=False). */
+ * graph it uses the running ones. weight/bias [C] are both given or both NULL
+ * (affine=False); running_mean/var [C] are required. eps is added to the
+ * variance (PyTorch's default 1e-5, Keras's 1e-3).
+ *
+ * A batch norm whose weight is a frozen parameter (created under
+ * cz_graph_freeze_new_params(g, true)) runs as in inference even in a
+ * training graph: it normalises with the running statistics and never
+ * updates them, as Keras does for a frozen (trainable=False) layer such as a
+ * pretrained encoder. Gradients still flow through it to x, with the
+ * statistics as constants. */
 cz_tensor *cz_batch_norm2d(cz_graph *g, cz_tensor *x, cz_tensor *weight, cz_tensor *bias,
                            cz_tensor *running_mean, cz_tensor *running_var,
                            float momentum, float eps);
@@ -50,7 +60,8 @@ cz_tensor *cz_sigmoid(cz_graph *g, cz_tensor *x);
 
 /* --- pool.c --- */
 
-/* max_pool2d with symmetric padding (padded cells never win), floor mode. */
+/* max_pool2d with symmetric padding (padded cells never win), floor mode;
+ * padding at most kernel / 2, as PyTorch requires. */
 cz_tensor *cz_max_pool2d(cz_graph *g, cz_tensor *x, int kernel, int stride, int padding);
 /* Mean over H and W: [N, C, H, W] -> [N, C, 1, 1]. */
 cz_tensor *cz_global_avg_pool(cz_graph *g, cz_tensor *x);

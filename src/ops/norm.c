@@ -1,0 +1,223 @@
+/* batch_norm2d on oneDNN.
+ *
+ * Data stays plain NCHW fp32 in every precision (normalisation statistics are
+ * always fp32), so the primitives read and write our tensors in place; the
+ * per-channel statistics, scale and shift are 1-D [C] memories over our own
+ * buffers. Two ways to normalise:
+ *   - batch statistics (a training graph): oneDNN computes the batch mean and
+ *     biased variance into scratch memory, and forward then folds them into
+ *     the running buffers itself, with PyTorch's unbiased variance;
+ *   - running statistics (an inference graph, or a frozen weight in any
+ *     graph): oneDNN's use_global_stats reads the running buffers in place and
+ *     nothing is updated. Backward then treats the statistics as constants.
+ * Backward is one primitive computing dx, dweight and dbias together; only
+ * the gradients wanted at this step are added into our tensors (a GAN freezes
+ * the whole discriminator and asks only for dx). oneDNN 2.6 has no data-only
+ * backward with scale and shift, and the parameter gradients cost only two
+ * per-channel sums that dx needs anyway; without an affine pair the
+ * data-only kind is used. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "engine/onednn.h"
+#include "ops/ops.h"
+
+/* Node inputs, in this order; the affine pair is absent with affine=False. */
+enum { BN_X, BN_RUNNING_MEAN, BN_RUNNING_VAR, BN_WEIGHT, BN_BIAS };
+
+typedef struct {
+    float momentum; /* running = (1 - momentum) * running + momentum * batch */
+    float eps;      /* added to the variance before the square root */
+    bool affine;
+    bool running_stats; /* normalise with the running statistics */
+    int64_t count;      /* values per channel, N * H * W */
+
+    dnnl_primitive_desc_t fwd_pd, bwd_pd;
+    dnnl_primitive_t fwd, bwd;
+    cz_mirror src, dst, mean, variance, scale, shift;
+    cz_mirror diff_dst, diff_src, diff_scale, diff_shift;
+    const float *batch_mean, *batch_var; /* scratch, when using batch statistics */
+} bn_state;
+
+static void bn_destroy(void *p)
+{
+    bn_state *s = p;
+    if (!s)
+        return;
+    cz_mirror *mirrors[] = {&s->src,      &s->dst,      &s->mean,       &s->variance,
+                            &s->scale,    &s->shift,    &s->diff_dst,   &s->diff_src,
+                            &s->diff_scale, &s->diff_shift};
+    for (size_t i = 0; i < sizeof mirrors / sizeof *mirrors; i++)
+        cz_mirror_free(mirrors[i]);
+    dnnl_primitive_destroy(s->fwd);
+    dnnl_primitive_destroy(s->bwd);
+    dnnl_primitive_desc_destroy(s->fwd_pd);
+    dnnl_primitive_desc_destroy(s->bwd_pd);
+    free(s);
+}
+
+/* The descriptor the primitive wants for one of its execute arguments. */
+static const dnnl_memory_desc_t *arg_md(dnnl_primitive_desc_t pd, int arg)
+{
+    return dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, arg);
+}
+
+static cz_status bn_plan(cz_graph *g, cz_node *node)
+{
+    bn_state *s = node->state;
+    cz_tensor *x = node->in[BN_X], *y = node->out;
+    cz_tensor *rmean = node->in[BN_RUNNING_MEAN], *rvar = node->in[BN_RUNNING_VAR];
+    cz_tensor *w = s->affine ? node->in[BN_WEIGHT] : NULL;
+    cz_tensor *b = s->affine ? node->in[BN_BIAS] : NULL;
+    bool training = cz_graph_training(g);
+    int64_t c_dims[1] = {x->c};
+    dnnl_memory_desc_t data_md = cz_dnnl_tensor_md(x), y_md = cz_dnnl_tensor_md(y);
+    dnnl_memory_desc_t c_md = cz_dnnl_md(1, c_dims, dnnl_f32, dnnl_x);
+    unsigned flags = (s->affine ? dnnl_use_scale | dnnl_use_shift : 0) |
+                     (s->running_stats ? dnnl_use_global_stats : 0);
+    dnnl_batch_normalization_desc_t desc;
+    cz_status st;
+
+    /* A training graph's forward is the hint for its backward primitives,
+     * even when it normalises with the running statistics. */
+    dnnl_prop_kind_t prop = training ? dnnl_forward_training : dnnl_forward_inference;
+    if ((st = cz_dnnl_check(dnnl_batch_normalization_forward_desc_init(&desc, prop, &data_md, s->eps, flags),
+                            "batch normalization descriptor")) != CZ_OK ||
+        (st = cz_dnnl_create(&s->fwd_pd, &s->fwd, &desc, NULL, NULL, "batch normalization forward")) != CZ_OK ||
+        (st = cz_mirror_init(&s->src, &data_md, x->data, arg_md(s->fwd_pd, DNNL_ARG_SRC), CZ_MIRROR_IN)) != CZ_OK ||
+        (st = cz_mirror_init(&s->dst, &y_md, y->data, arg_md(s->fwd_pd, DNNL_ARG_DST), CZ_MIRROR_OUT)) != CZ_OK)
+        return st;
+    /* Running statistics are read in place; batch ones land in scratch. */
+    float *mean_data = s->running_stats ? rmean->data : NULL;
+    float *var_data = s->running_stats ? rvar->data : NULL;
+    if ((st = cz_mirror_init(&s->mean, &c_md, mean_data, arg_md(s->fwd_pd, DNNL_ARG_MEAN), CZ_MIRROR_IN)) != CZ_OK ||
+        (st = cz_mirror_init(&s->variance, &c_md, var_data, arg_md(s->fwd_pd, DNNL_ARG_VARIANCE), CZ_MIRROR_IN)) != CZ_OK)
+        return st;
+    if (!s->running_stats) {
+        void *mean_handle = NULL, *var_handle = NULL;
+        if ((st = cz_dnnl_check(dnnl_memory_get_data_handle(s->mean.prim, &mean_handle), "batch mean")) != CZ_OK ||
+            (st = cz_dnnl_check(dnnl_memory_get_data_handle(s->variance.prim, &var_handle), "batch variance")) != CZ_OK)
+            return st;
+        s->batch_mean = mean_handle;
+        s->batch_var = var_handle;
+    }
+    if (s->affine &&
+        ((st = cz_mirror_init(&s->scale, &c_md, w->data, arg_md(s->fwd_pd, DNNL_ARG_SCALE), CZ_MIRROR_IN)) != CZ_OK ||
+         (st = cz_mirror_init(&s->shift, &c_md, b->data, arg_md(s->fwd_pd, DNNL_ARG_SHIFT), CZ_MIRROR_IN)) != CZ_OK))
+        return st;
+    if (!training)
+        return CZ_OK;
+
+    bool want_params = s->affine && (w->may_need_grad || b->may_need_grad);
+    if (!x->may_need_grad && !want_params)
+        return CZ_OK;
+    dnnl_prop_kind_t bwd_prop = s->affine ? dnnl_backward : dnnl_backward_data;
+    if ((st = cz_dnnl_check(dnnl_batch_normalization_backward_desc_init(&desc, bwd_prop, &data_md, &data_md, s->eps, flags),
+                            "batch normalization backward descriptor")) != CZ_OK ||
+        (st = cz_dnnl_create(&s->bwd_pd, &s->bwd, &desc, NULL, s->fwd_pd, "batch normalization backward")) != CZ_OK)
+        return st;
+    /* Gradients nobody keeps (grad NULL: frozen, or x without one) go to
+     * scratch. */
+    if ((st = cz_mirror_init(&s->diff_dst, &y_md, y->grad, arg_md(s->bwd_pd, DNNL_ARG_DIFF_DST), CZ_MIRROR_IN)) != CZ_OK ||
+        (st = cz_mirror_init(&s->diff_src, &data_md, x->grad, arg_md(s->bwd_pd, DNNL_ARG_DIFF_SRC), CZ_MIRROR_ACCUMULATE)) != CZ_OK)
+        return st;
+    if (s->affine &&
+        ((st = cz_mirror_init(&s->diff_scale, &c_md, w->grad, arg_md(s->bwd_pd, DNNL_ARG_DIFF_SCALE), CZ_MIRROR_ACCUMULATE)) != CZ_OK ||
+         (st = cz_mirror_init(&s->diff_shift, &c_md, b->grad, arg_md(s->bwd_pd, DNNL_ARG_DIFF_SHIFT), CZ_MIRROR_ACCUMULATE)) != CZ_OK))
+        return st;
+    return CZ_OK;
+}
+
+static void bn_forward(cz_graph *g, cz_node *node)
+{
+    bn_state *s = node->state;
+    dnnl_exec_arg_t args[6] = {{DNNL_ARG_SRC, s->src.prim},
+                               {DNNL_ARG_DST, s->dst.prim},
+                               {DNNL_ARG_MEAN, s->mean.prim},
+                               {DNNL_ARG_VARIANCE, s->variance.prim},
+                               {DNNL_ARG_SCALE, s->scale.prim},
+                               {DNNL_ARG_SHIFT, s->shift.prim}};
+    cz_dnnl_run(g, s->fwd, s->affine ? 6 : 4, args);
+    if (s->running_stats || cz_graph_status(g) != CZ_OK)
+        return;
+    /* PyTorch's update: the running variance takes the unbiased estimate. */
+    float *rmean = node->in[BN_RUNNING_MEAN]->data, *rvar = node->in[BN_RUNNING_VAR]->data;
+    double m = s->momentum, bessel = (double)s->count / (double)(s->count - 1);
+    for (int64_t c = 0; c < node->in[BN_X]->c; c++) {
+        rmean[c] = (float)((1.0 - m) * rmean[c] + m * s->batch_mean[c]);
+        rvar[c] = (float)((1.0 - m) * rvar[c] + m * s->batch_var[c] * bessel);
+    }
+}
+
+static void bn_backward(cz_graph *g, cz_node *node)
+{
+    bn_state *s = node->state;
+    cz_tensor *x = node->in[BN_X];
+    cz_tensor *w = s->affine ? node->in[BN_WEIGHT] : NULL;
+    cz_tensor *b = s->affine ? node->in[BN_BIAS] : NULL;
+    bool w_need = w && w->needs_grad, b_need = b && b->needs_grad;
+    if (!s->bwd || !(x->needs_grad || w_need || b_need))
+        return;
+    /* oneDNN 2.6 lists the shift among the backward inputs, unused. */
+    dnnl_exec_arg_t args[9] = {{DNNL_ARG_SRC, s->src.prim},
+                               {DNNL_ARG_DIFF_DST, s->diff_dst.prim},
+                               {DNNL_ARG_MEAN, s->mean.prim},
+                               {DNNL_ARG_VARIANCE, s->variance.prim},
+                               {DNNL_ARG_DIFF_SRC, s->diff_src.prim},
+                               {DNNL_ARG_SCALE, s->scale.prim},
+                               {DNNL_ARG_SHIFT, s->shift.prim},
+                               {DNNL_ARG_DIFF_SCALE, s->diff_scale.prim},
+                               {DNNL_ARG_DIFF_SHIFT, s->diff_shift.prim}};
+    cz_mirror_sync(g, &s->diff_dst);
+    cz_dnnl_run(g, s->bwd, s->affine ? 9 : 5, args);
+    if (x->needs_grad)
+        cz_mirror_sync(g, &s->diff_src);
+    if (w_need)
+        cz_mirror_sync(g, &s->diff_scale);
+    if (b_need)
+        cz_mirror_sync(g, &s->diff_shift);
+}
+
+static const cz_op bn_op = {"batch_norm2d", bn_plan, bn_forward, bn_backward, bn_destroy};
+
+cz_tensor *cz_batch_norm2d(cz_graph *g, cz_tensor *x, cz_tensor *weight, cz_tensor *bias,
+                           cz_tensor *running_mean, cz_tensor *running_var,
+                           float momentum, float eps)
+{
+    if (!x || !running_mean || !running_var || cz_graph_status(g) != CZ_OK)
+        return cz_graph_error(g, CZ_ERR_INVALID, "batch_norm2d: missing input");
+    if (!weight != !bias)
+        return cz_graph_error(g, CZ_ERR_INVALID,
+                              "batch_norm2d: weight and bias must be given together");
+    int64_t channels = x->c;
+    cz_tensor *per_channel[4] = {running_mean, running_var, weight, bias};
+    const char *what[4] = {"running_mean", "running_var", "weight", "bias"};
+    for (int i = 0; i < 4; i++)
+        if (per_channel[i] && cz_numel(per_channel[i]) != channels)
+            return cz_graph_error(g, CZ_ERR_INVALID,
+                                  "batch_norm2d: %s has %lld values, input has %lld channels",
+                                  what[i], (long long)cz_numel(per_channel[i]),
+                                  (long long)channels);
+    if (!(momentum >= 0.0f && momentum <= 1.0f) || !(eps > 0.0f) || !isfinite(eps))
+        return cz_graph_error(g, CZ_ERR_INVALID, "batch_norm2d: bad momentum %g or eps %g",
+                              (double)momentum, (double)eps);
+    /* A frozen weight means a frozen layer: Keras runs it as in inference. */
+    bool running_stats = !cz_graph_training(g) || (weight && !weight->trainable);
+    int64_t count = x->n * x->h * x->w;
+    if (!running_stats && count < 2)
+        return cz_graph_error(g, CZ_ERR_INVALID,
+                              "batch_norm2d: expected more than 1 value per channel when "
+                              "training, got input [%lld, %lld, %lld, %lld]",
+                              (long long)x->n, (long long)x->c, (long long)x->h,
+                              (long long)x->w);
+    bn_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return cz_graph_error(g, CZ_ERR_NOMEM, "batch_norm2d: out of memory");
+    s->momentum = momentum;
+    s->eps = eps;
+    s->affine = weight != NULL;
+    s->running_stats = running_stats;
+    s->count = count;
+    cz_tensor *in[5] = {x, running_mean, running_var, weight, bias};
+    return cz_graph_node(g, &bn_op, in, weight ? 5 : 3, x->n, x->c, x->h, x->w, s);
+}
