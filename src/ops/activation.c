@@ -1,0 +1,124 @@
+/* Element-wise activations: relu, leaky_relu, tanh, sigmoid.
+ *
+ * One node type; the kind picks the function. relu and leaky_relu take their
+ * derivative from the input (PyTorch: x > 0 ? 1 : slope, so 0 counts as
+ * negative), tanh and sigmoid from the output, which is what the forward
+ * already computed. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "ops/ops.h"
+
+typedef enum { ACT_RELU, ACT_LEAKY_RELU, ACT_TANH, ACT_SIGMOID } act_kind;
+
+typedef struct {
+    act_kind kind;
+    float slope; /* leaky_relu: the gradient and gain for x <= 0 */
+} act_state;
+
+static float sigmoid(float x)
+{
+    /* Each branch exponentiates a non-positive number: no overflow. */
+    if (x >= 0.0f)
+        return 1.0f / (1.0f + expf(-x));
+    float e = expf(x);
+    return e / (1.0f + e);
+}
+
+static void act_forward(cz_graph *g, cz_node *node)
+{
+    const act_state *s = node->state;
+    const float *x = node->in[0]->data;
+    float *y = node->out->data;
+    int64_t n = cz_numel(node->out);
+    float slope = s->slope;
+    switch (s->kind) {
+    case ACT_RELU:
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n; i++)
+            y[i] = x[i] <= 0.0f ? 0.0f : x[i]; /* NaN passes, as clamp_min */
+        break;
+    case ACT_LEAKY_RELU:
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n; i++)
+            y[i] = x[i] > 0.0f ? x[i] : x[i] * slope;
+        break;
+    case ACT_TANH:
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n; i++)
+            y[i] = tanhf(x[i]);
+        break;
+    case ACT_SIGMOID:
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n; i++)
+            y[i] = sigmoid(x[i]);
+        break;
+    }
+}
+
+static void act_backward(cz_graph *g, cz_node *node)
+{
+    const act_state *s = node->state;
+    cz_tensor *xt = node->in[0];
+    if (!xt->needs_grad)
+        return;
+    const float *x = xt->data, *y = node->out->data, *dy = node->out->grad;
+    float *dx = xt->grad;
+    int64_t n = cz_numel(node->out);
+    float slope = s->slope;
+    switch (s->kind) {
+    case ACT_RELU:
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n; i++)
+            dx[i] += x[i] <= 0.0f ? 0.0f : dy[i];
+        break;
+    case ACT_LEAKY_RELU:
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n; i++)
+            dx[i] += x[i] > 0.0f ? dy[i] : dy[i] * slope;
+        break;
+    case ACT_TANH:
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n; i++)
+            dx[i] += dy[i] * (1.0f - y[i] * y[i]);
+        break;
+    case ACT_SIGMOID:
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n; i++)
+            dx[i] += dy[i] * y[i] * (1.0f - y[i]);
+        break;
+    }
+}
+
+static const cz_op act_ops[] = {
+    [ACT_RELU] = {"relu", NULL, act_forward, act_backward, NULL},
+    [ACT_LEAKY_RELU] = {"leaky_relu", NULL, act_forward, act_backward, NULL},
+    [ACT_TANH] = {"tanh", NULL, act_forward, act_backward, NULL},
+    [ACT_SIGMOID] = {"sigmoid", NULL, act_forward, act_backward, NULL},
+};
+
+static cz_tensor *build(cz_graph *g, cz_tensor *x, act_kind kind, float slope)
+{
+    const cz_op *op = &act_ops[kind];
+    if (!x || cz_graph_status(g) != CZ_OK)
+        return cz_graph_error(g, CZ_ERR_INVALID, "%s: missing input", op->name);
+    act_state *s = malloc(sizeof *s);
+    if (!s)
+        return cz_graph_error(g, CZ_ERR_NOMEM, "%s: out of memory", op->name);
+    s->kind = kind;
+    s->slope = slope;
+    return cz_graph_node(g, op, &x, 1, x->n, x->c, x->h, x->w, s);
+}
+
+cz_tensor *cz_relu(cz_graph *g, cz_tensor *x) { return build(g, x, ACT_RELU, 0.0f); }
+
+cz_tensor *cz_leaky_relu(cz_graph *g, cz_tensor *x, float negative_slope)
+{
+    if (cz_graph_status(g) == CZ_OK && !isfinite(negative_slope))
+        return cz_graph_error(g, CZ_ERR_INVALID, "leaky_relu: negative slope %g is not finite",
+                              (double)negative_slope);
+    return build(g, x, ACT_LEAKY_RELU, negative_slope);
+}
+
+cz_tensor *cz_tanh(cz_graph *g, cz_tensor *x) { return build(g, x, ACT_TANH, 0.0f); }
+cz_tensor *cz_sigmoid(cz_graph *g, cz_tensor *x) { return build(g, x, ACT_SIGMOID, 0.0f); }

@@ -1,0 +1,215 @@
+/* Ops that combine or gate tensors: channel concatenation, addition, dropout. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/error.h"
+#include "ops/ops.h"
+
+/* --- cat: out[:, off_k : off_k + C_k] = xs[k] --- */
+
+/* The same tensor may appear twice among the inputs, so the backward handles
+ * one input at a time: within one, the planes written are disjoint. */
+static void cat_forward(cz_graph *g, cz_node *node)
+{
+    const cz_tensor *y = node->out;
+    int64_t N = y->n, C = y->c, HW = y->h * y->w;
+    int64_t off = 0;
+    for (int k = 0; k < node->n_in; k++) {
+        const cz_tensor *x = node->in[k];
+        int64_t Ck = x->c;
+#pragma omp parallel for collapse(2) schedule(static)
+        for (int64_t b = 0; b < N; b++)
+            for (int64_t c = 0; c < Ck; c++)
+                memcpy(y->data + (b * C + off + c) * HW, x->data + (b * Ck + c) * HW,
+                       (size_t)HW * sizeof(float));
+        off += Ck;
+    }
+}
+
+static void cat_backward(cz_graph *g, cz_node *node)
+{
+    const cz_tensor *y = node->out;
+    int64_t N = y->n, C = y->c, HW = y->h * y->w;
+    int64_t off = 0;
+    for (int k = 0; k < node->n_in; k++) {
+        cz_tensor *x = node->in[k];
+        int64_t Ck = x->c;
+        if (x->needs_grad) {
+#pragma omp parallel for collapse(2) schedule(static)
+            for (int64_t b = 0; b < N; b++)
+                for (int64_t c = 0; c < Ck; c++) {
+                    float *dx = x->grad + (b * Ck + c) * HW;
+                    const float *dy = y->grad + (b * C + off + c) * HW;
+                    for (int64_t i = 0; i < HW; i++)
+                        dx[i] += dy[i];
+                }
+        }
+        off += Ck;
+    }
+}
+
+static const cz_op cat_op = {"cat", NULL, cat_forward, cat_backward, NULL};
+
+cz_tensor *cz_cat(cz_graph *g, cz_tensor *const *xs, int n)
+{
+    if (cz_graph_status(g) != CZ_OK)
+        return NULL;
+    if (!xs || n < 1 || n > CZ_MAX_INPUTS)
+        return cz_graph_error(g, CZ_ERR_INVALID, "cat: %d inputs, expected 1 to %d", n,
+                              CZ_MAX_INPUTS);
+    int64_t C = 0;
+    for (int k = 0; k < n; k++) {
+        if (!xs[k])
+            return cz_graph_error(g, CZ_ERR_INVALID, "cat: input %d is missing", k);
+        if (xs[k]->n != xs[0]->n || xs[k]->h != xs[0]->h || xs[k]->w != xs[0]->w)
+            return cz_graph_error(g, CZ_ERR_INVALID,
+                                  "cat: input %d is [%lld, %lld, %lld, %lld] but input 0 is "
+                                  "[%lld, %lld, %lld, %lld]; N, H and W must match",
+                                  k, (long long)xs[k]->n, (long long)xs[k]->c,
+                                  (long long)xs[k]->h, (long long)xs[k]->w, (long long)xs[0]->n,
+                                  (long long)xs[0]->c, (long long)xs[0]->h, (long long)xs[0]->w);
+        /* Each tensor is far below INT64_MAX channels: the sum cannot wrap,
+         * and cz_graph_node checks the total size. */
+        C += xs[k]->c;
+    }
+    return cz_graph_node(g, &cat_op, xs, n, xs[0]->n, C, xs[0]->h, xs[0]->w, NULL);
+}
+
+/* --- add --- */
+
+static void add_forward(cz_graph *g, cz_node *node)
+{
+    const float *a = node->in[0]->data, *b = node->in[1]->data;
+    float *y = node->out->data;
+    int64_t n = cz_numel(node->out);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++)
+        y[i] = a[i] + b[i];
+}
+
+static void add_backward(cz_graph *g, cz_node *node)
+{
+    const float *dy = node->out->grad;
+    int64_t n = cz_numel(node->out);
+    /* One input at a time, so cz_add(g, x, x) adds twice, as it should. */
+    for (int k = 0; k < 2; k++) {
+        cz_tensor *x = node->in[k];
+        if (!x->needs_grad)
+            continue;
+        float *dx = x->grad;
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n; i++)
+            dx[i] += dy[i];
+    }
+}
+
+static const cz_op add_op = {"add", NULL, add_forward, add_backward, NULL};
+
+cz_tensor *cz_add(cz_graph *g, cz_tensor *a, cz_tensor *b)
+{
+    if (!a || !b || cz_graph_status(g) != CZ_OK)
+        return cz_graph_error(g, CZ_ERR_INVALID, "add: missing input");
+    if (a->n != b->n || a->c != b->c || a->h != b->h || a->w != b->w)
+        return cz_graph_error(g, CZ_ERR_INVALID,
+                              "add: shapes [%lld, %lld, %lld, %lld] and [%lld, %lld, %lld, %lld] "
+                              "differ",
+                              (long long)a->n, (long long)a->c, (long long)a->h, (long long)a->w,
+                              (long long)b->n, (long long)b->c, (long long)b->h, (long long)b->w);
+    cz_tensor *in[2] = {a, b};
+    return cz_graph_node(g, &add_op, in, 2, a->n, a->c, a->h, a->w, NULL);
+}
+
+/* --- dropout --- */
+
+typedef struct {
+    float p;        /* probability of zeroing an element */
+    float scale;    /* 1 / (1 - p): keeps the expected value */
+    bool active;    /* a training graph with p > 0 */
+    uint8_t *mask;  /* active: 1 where kept, drawn by each forward; from plan */
+} dropout_state;
+
+static void dropout_destroy(void *p)
+{
+    dropout_state *s = p;
+    if (!s)
+        return;
+    free(s->mask);
+    free(s);
+}
+
+static cz_status dropout_plan(cz_graph *g, cz_node *node)
+{
+    dropout_state *s = node->state;
+    if (!s->active)
+        return CZ_OK;
+    s->mask = malloc((size_t)cz_numel(node->out));
+    if (!s->mask) {
+        cz_graph_error(g, CZ_ERR_NOMEM, "dropout: out of memory");
+        return cz_fail(CZ_ERR_NOMEM, "dropout: out of memory");
+    }
+    return CZ_OK;
+}
+
+static void dropout_forward(cz_graph *g, cz_node *node)
+{
+    const dropout_state *s = node->state;
+    const float *x = node->in[0]->data;
+    float *y = node->out->data;
+    int64_t n = cz_numel(node->out);
+    if (!s->active) {
+        memcpy(y, x, (size_t)n * sizeof *y);
+        return;
+    }
+    /* Drawn serially, element by element: the mask depends on the seed
+     * alone, never on the thread count. */
+    uint8_t *mask = s->mask;
+    cz_rng *rng = cz_graph_rng(g);
+    float p = s->p, scale = s->scale;
+    for (int64_t i = 0; i < n; i++)
+        mask[i] = cz_rng_uniform(rng) >= p;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++)
+        y[i] = mask[i] ? x[i] * scale : 0.0f;
+}
+
+static void dropout_backward(cz_graph *g, cz_node *node)
+{
+    const dropout_state *s = node->state;
+    cz_tensor *x = node->in[0];
+    if (!x->needs_grad)
+        return;
+    const float *dy = node->out->grad;
+    float *dx = x->grad;
+    int64_t n = cz_numel(node->out);
+    if (!s->active) {
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n; i++)
+            dx[i] += dy[i];
+        return;
+    }
+    const uint8_t *mask = s->mask;
+    float scale = s->scale;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++)
+        dx[i] += mask[i] ? dy[i] * scale : 0.0f;
+}
+
+static const cz_op dropout_op = {"dropout", dropout_plan, dropout_forward, dropout_backward,
+                                 dropout_destroy};
+
+cz_tensor *cz_dropout(cz_graph *g, cz_tensor *x, float p)
+{
+    if (!x || cz_graph_status(g) != CZ_OK)
+        return cz_graph_error(g, CZ_ERR_INVALID, "dropout: missing input");
+    if (!(p >= 0.0f && p < 1.0f))
+        return cz_graph_error(g, CZ_ERR_INVALID, "dropout: probability %g is outside [0, 1)",
+                              (double)p);
+    dropout_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return cz_graph_error(g, CZ_ERR_NOMEM, "dropout: out of memory");
+    s->p = p;
+    s->scale = (float)(1.0 / (1.0 - (double)p));
+    /* As PyTorch, p = 0 is the identity and draws nothing. */
+    s->active = cz_graph_training(g) && p > 0.0f;
+    return cz_graph_node(g, &dropout_op, &x, 1, x->n, x->c, x->h, x->w, s);
+}
