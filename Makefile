@@ -51,8 +51,12 @@ $(eval $(call flavour,asan))
 
 TEST_BINS = $(TESTS:tests/%.c=build/$(1)/tests/%)
 
-.PHONY: all deps test test-release test-asan bench clean
+.PHONY: all setup deps test test-release test-asan bench clean
 .SECONDARY:
+
+# The README's first command: everything a fresh Debian 12 machine needs.
+setup: deps
+	$(MAKE) all
 
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

@@ -47,6 +47,24 @@ static inline double check_max_rel_err(const float *a, const float *b, long n,
               (what), e_, at_, (double)(a)[at_], (double)(b)[at_]);           \
     } while (0)
 
+/* Norm-wise relative error ||a - b|| / ||b||, the usual measure for whole
+ * tensors: insensitive to single elements that are sums of cancelling terms. */
+static inline double check_norm_rel_err(const float *a, const float *b, long n)
+{
+    double d2 = 0, b2 = 0;
+    for (long i = 0; i < n; i++) {
+        d2 += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        b2 += (double)b[i] * b[i];
+    }
+    return b2 > 0 ? sqrt(d2 / b2) : sqrt(d2);
+}
+
+#define CHECK_NORM_CLOSE(what, a, b, n, rel)                                  \
+    do {                                                                      \
+        double e_ = check_norm_rel_err((a), (b), (n));                        \
+        CHECK(e_ <= (rel), "%s: norm-wise relative error %.3g", (what), e_);  \
+    } while (0)
+
 static inline int check_finish(const char *name)
 {
     printf("%s: %d checks, %d failed\n", name, check_total, check_failed);

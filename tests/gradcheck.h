@@ -31,7 +31,7 @@ static inline double gradcheck_f(cz_graph *g, const cz_tensor *out, const float 
     return f;
 }
 
-/* Checks d(sum(out * R))/dt for each of the n tensors (inputs with
+/* Checks d(sum(out * R))/dt for each of the n <= CZ_MAX_INPUTS tensors (inputs with
  * requires_grad or trainable parameters) at up to `samples` elements each.
  * Tolerance: |analytic - numeric| <= tol * (|numeric| + 1e-2 * scale), with
  * scale the largest numeric derivative seen for that tensor. */
@@ -50,11 +50,17 @@ static inline void gradcheck(const char *what, cz_graph *g, cz_tensor *out,
     memcpy(out->grad, R, (size_t)n_out * sizeof *R);
     CHECK(cz_graph_backward(g) == CZ_OK, "%s: backward failed", what);
 
-    for (int k = 0; k < n; k++) {
+    /* Copy every analytic gradient first: the forwards below clear the
+     * gradients of inputs. */
+    float *analytics[CZ_MAX_INPUTS] = {0};
+    for (int k = 0; k < n && k < CZ_MAX_INPUTS; k++) {
+        analytics[k] = malloc((size_t)cz_numel(ts[k]) * sizeof(float));
+        memcpy(analytics[k], ts[k]->grad, (size_t)cz_numel(ts[k]) * sizeof(float));
+    }
+    for (int k = 0; k < n && k < CZ_MAX_INPUTS; k++) {
         cz_tensor *t = ts[k];
         int64_t numel = cz_numel(t);
-        float *analytic = malloc((size_t)numel * sizeof *analytic);
-        memcpy(analytic, t->grad, (size_t)numel * sizeof *analytic);
+        float *analytic = analytics[k];
         int count = samples < numel ? samples : (int)numel;
         double *numeric = malloc((size_t)count * sizeof *numeric);
         int64_t *at = malloc((size_t)count * sizeof *at);
