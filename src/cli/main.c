@@ -1,7 +1,30 @@
+/* colorize: dispatches to a subcommand; with none named, colours photos. */
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/commands.h"
 #include "colorize.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"colorize", cz_cmd_colorize, "colour photos (the default: `colorize IN... -d DIR`)"},
+};
+#define N_COMMANDS (int)(sizeof commands / sizeof *commands)
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: colorize IN... (-o OUT | -d DIR) [options]   colour photos\n"
+            "       colorize COMMAND [options]\n\ncommands:\n");
+    for (int i = 0; i < N_COMMANDS; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n`colorize COMMAND --help` describes each; `colorize --help` the default.\n");
+}
 
 int main(int argc, char **argv)
 {
@@ -9,6 +32,12 @@ int main(int argc, char **argv)
         printf("colorize %s\n", COLORIZE_VERSION);
         return 0;
     }
-    fprintf(stderr, "colorize: not yet usable; see README.md\n");
-    return 2;
+    if (argc > 1 && strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    for (int i = 0; argc > 1 && i < N_COMMANDS; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    return cz_cmd_colorize(argc, argv);
 }

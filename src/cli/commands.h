@@ -1,0 +1,10 @@
+/* The subcommands of `colorize`, one file each (src/cli/cmd_<name>.c). Each
+ * gets argv with argv[0] set to its own name, parses its own options with
+ * getopt_long, prints its own messages, and returns the process exit status:
+ * 0 success, 1 some work failed, 2 bad usage. */
+#ifndef CZ_CLI_COMMANDS_H
+#define CZ_CLI_COMMANDS_H
+
+int cz_cmd_colorize(int argc, char **argv); /* the default: colour photos */
+
+#endif
