@@ -2,19 +2,22 @@
  * Sharma, Wu & Dalal (2005); every metric against numpy/skimage on the
  * fixtures of tools/make_metric_fixtures.py; the grayscale baseline; edge
  * cases (identical images, the PSNR cap, AuC's threshold rule, sizes that
- * do not fit); and results that do not depend on the thread count. */
+ * do not fit); results that do not depend on the thread count; and the
+ * report helpers (base64, example choice, CSV quoting). */
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
 #include "base/error.h"
 #include "check.h"
 #include "eval/metrics.h"
+#include "eval/report.h"
 #include "image/image.h"
 
 #define FIXTURES "tests/fixtures/metrics/"
@@ -385,6 +388,83 @@ static void test_threads(void)
     cz_image_free(b);
 }
 
+/* ---- Report helpers ---------------------------------------------------- */
+
+static void test_base64(void)
+{
+    /* RFC 4648, section 10. */
+    static const char *const vec[7][2] = {
+        {"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"},
+        {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"}};
+    for (int i = 0; i < 7; i++) {
+        char *b = cz_base64_encode((const unsigned char *)vec[i][0], strlen(vec[i][0]));
+        CHECK(b && strcmp(b, vec[i][1]) == 0, "base64(\"%s\") = \"%s\", want \"%s\"",
+              vec[i][0], b ? b : "(null)", vec[i][1]);
+        free(b);
+    }
+    const unsigned char hi[3] = {0xfb, 0xff, 0xbf};
+    char *b = cz_base64_encode(hi, 3);
+    CHECK(b && strcmp(b, "+/+/") == 0, "base64 of fb ff bf: %s", b ? b : "(null)");
+    free(b);
+}
+
+static void test_report_helpers(void)
+{
+    cz_eval_result res[4] = {
+        {.name = "plain.png", .width = 20, .height = 10, .model = {.delta_e = 3}},
+        {.name = "with,comma \"q\".png", .width = 20, .height = 10, .model = {.delta_e = 1}},
+        {.name = "c.png", .width = 20, .height = 10, .model = {.delta_e = 2}},
+        {.name = "d.png", .width = 20, .height = 10, .model = {.delta_e = 2}},
+    };
+    for (int i = 0; i < 4; i++) {
+        res[i].model.cf = 10.0 * i;
+        res[i].model.cf_truth = 5.0;
+    }
+    cz_eval_report r = {.results = res, .n_results = 4};
+    cz_eval_means(res, 4, &r.model, &r.gray);
+    CHECK(r.model.delta_e == 2.0 && r.model.cf == 15.0 && r.model.delta_cf == 10.0,
+          "means: delta_e %g cf %g delta_cf %g", r.model.delta_e, r.model.cf,
+          r.model.delta_cf);
+
+    /* Ordered by Delta E: 1 (best), 2 and 3 tie at 2 (the lower median is
+     * the first of them), 0 (worst). */
+    cz_eval_pick_examples(&r);
+    CHECK(r.n_examples == 3 && r.examples[0].index == 1 && r.examples[1].index == 2 &&
+              r.examples[2].index == 0 && strcmp(r.examples[1].label, "median") == 0,
+          "examples of 4: %zu", r.n_examples);
+    r.n_results = 1;
+    cz_eval_pick_examples(&r);
+    CHECK(r.n_examples == 1 && strcmp(r.examples[0].label, "best, median, worst") == 0,
+          "one image: %zu examples, \"%s\"", r.n_examples, r.examples[0].label);
+    r.n_results = 2;
+    cz_eval_pick_examples(&r);
+    /* two: the lower median is the best */
+    CHECK(r.n_examples == 2 && strcmp(r.examples[0].label, "best, median") == 0 &&
+              strcmp(r.examples[1].label, "worst") == 0 && r.examples[1].index == 0,
+          "two images: %zu examples", r.n_examples);
+
+    /* CSV quoting (RFC 4180). */
+    r.n_results = 4;
+    char dir[] = "/tmp/cz_test_metrics_XXXXXX", path[64];
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    snprintf(path, sizeof path, "%s/per_image.csv", dir);
+    CHECK(cz_eval_write_csv(path, &r) == CZ_OK, "%s", cz_last_error());
+    FILE *f = fopen(path, "r");
+    char buf[2048] = "";
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    buf[n] = '\0';
+    if (f)
+        fclose(f);
+    CHECK(strstr(buf, "\n\"with,comma \"\"q\"\".png\",20,10,") != NULL,
+          "CSV quoting:\n%s", buf);
+    remove(path);
+    /* A folder that does not exist: an error naming the file, nothing left. */
+    snprintf(path, sizeof path, "%s/missing/per_image.csv", dir);
+    CHECK(cz_eval_write_csv(path, &r) == CZ_ERR_IO && strstr(cz_last_error(), "missing"),
+          "unwritable CSV: %s", cz_last_error());
+    CHECK(rmdir(dir) == 0, "%s not empty after the writes", dir);
+}
+
 int main(void)
 {
     CHECK((int)(CZ_SSIM_TRUNCATE * CZ_SSIM_SIGMA + 0.5) == CZ_SSIM_RADIUS,
@@ -398,5 +478,7 @@ int main(void)
     test_bad_input();
     test_prepare();
     test_threads();
+    test_base64();
+    test_report_helpers();
     return check_finish("test_metrics");
 }
