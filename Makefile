@@ -8,10 +8,12 @@ WARN    := -std=c11 -Wall -Wextra -Werror -Wno-unused-parameter
 CPPFLAGS := -D_GNU_SOURCE -Iinclude -Isrc
 OMP     := -fopenmp
 LIBS    := -ldnnl -ljpeg -lpng -ljansson -lm
+LIBS    += -lmicrohttpd -lsqlite3
 
 # Debian packages the build, the tests and the tools need.
 DEB_PKGS := build-essential libdnnl-dev libjpeg62-turbo-dev libpng-dev \
             libjansson-dev python3-torch python3-numpy python3-skimage
+DEB_PKGS += libmicrohttpd-dev libsqlite3-dev chromium nodejs $(if $(wildcard /usr/bin/npm /usr/local/bin/npm),,npm)
 
 SRC   := $(sort $(wildcard src/*/*.c))
 LIBSRC := $(filter-out src/cli/%,$(SRC))
