@@ -6,6 +6,7 @@
 #define CZ_CLI_COMMANDS_H
 
 int cz_cmd_colorize(int argc, char **argv); /* the default: colour photos */
+int cz_cmd_train(int argc, char **argv);    /* GAN training from a folder of photos */
 int cz_cmd_turing(int argc, char **argv);   /* Turing test: serve, report */
 
 #endif

@@ -13,6 +13,7 @@ typedef struct {
 
 static const command commands[] = {
     {"colorize", cz_cmd_colorize, "colour photos (the default: `colorize IN... -d DIR`)"},
+    {"train", cz_cmd_train, "train a generator and a discriminator on a folder of photos"},
     {"turing", cz_cmd_turing, "the colourisation Turing test: serve it, report fool rates"},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof *commands)

@@ -1,0 +1,286 @@
+/* colorize train: a CI-sized run whose L1 falls, bit-identical continuation
+ * after kill -9 and after SIGINT, refusal to resume with other options, and
+ * a NaN that stops the run. Photos are made here: coloured shapes whose
+ * a*b* follow from their lightness, so a small network can learn them. */
+#include <errno.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "image/image.h"
+#include "image/lab.h"
+#include "io/safetensors.h"
+#include "train/train.h"
+
+extern char **environ;
+
+static char root[256], data[300], colorize[512];
+
+#define PHOTOS 24
+#define SIDE 80
+
+/* A photo of a few rectangles: lightness random per rectangle, colour a
+ * fixed function of lightness (dark green to light orange). */
+static void make_photos(void)
+{
+    cz_rng rng;
+    cz_rng_seed(&rng, 77);
+    float *lab = malloc(sizeof(float) * 3 * SIDE * SIDE), *rgb = malloc(sizeof(float) * 3 * SIDE * SIDE);
+    for (int p = 0; p < PHOTOS; p++) {
+        for (int i = 0; i < SIDE * SIDE; i++)
+            lab[3 * i] = 50, lab[3 * i + 1] = 0, lab[3 * i + 2] = 0;
+        for (int k = 0; k < 6; k++) {
+            int x0 = (int)cz_rng_below(&rng, SIDE - 10), y0 = (int)cz_rng_below(&rng, SIDE - 10);
+            int w = 10 + (int)cz_rng_below(&rng, 40), h = 10 + (int)cz_rng_below(&rng, 40);
+            float L = 15 + 70 * cz_rng_uniform(&rng);
+            float a = (L - 50) * 1.2f, b = 40 - 0.9f * L;
+            for (int y = y0; y < y0 + h && y < SIDE; y++)
+                for (int x = x0; x < x0 + w && x < SIDE; x++)
+                    lab[3 * (y * SIDE + x)] = L, lab[3 * (y * SIDE + x) + 1] = a, lab[3 * (y * SIDE + x) + 2] = b;
+        }
+        cz_lab_to_srgb(lab, rgb, SIDE * SIDE);
+        cz_image *img = cz_image_new(SIDE, SIDE, 3, 8);
+        uint8_t *px = img->data;
+        for (int i = 0; i < 3 * SIDE * SIDE; i++)
+            px[i] = (uint8_t)lrintf(rgb[i] * 255);
+        char path[400];
+        snprintf(path, sizeof path, "%s/%s__%02d.png", data, p % 3 ? "shapes" : "boxes", p);
+        CHECK(cz_image_save(path, img, 95) == CZ_OK, "%s", cz_last_error());
+        cz_image_free(img);
+    }
+    free(lab);
+    free(rgb);
+}
+
+static void base_options(cz_train_options *o, const char *out)
+{
+    cz_train_defaults(o);
+    o->train_dir = data;
+    o->out_dir = out;
+    o->generator.width = o->discriminator.width = 8;
+    o->size = 64;
+    o->batch = 4;
+    o->steps = 12;
+    o->lr = 2e-3f;
+    o->seed = 5;
+    o->quiet = true;
+    o->checkpoint_minutes = 0; /* every step */
+    o->real_lo = 0.7f, o->real_hi = 1.0f, o->fake_lo = 0.0f, o->fake_hi = 0.3f;
+}
+
+/* The same options, as command-line arguments for the binary. */
+static pid_t spawn_train(const char *out, bool resume)
+{
+    char *argv[] = {colorize, "train", data, "-o", (char *)out, "--width", "8", "--size", "64",
+                    "-b", "4", "--steps", "12", "--lr", "0.002", "--seed", "5", "-q",
+                    "--checkpoint-minutes", "0", "--noisy-labels", resume ? "--resume" : NULL, NULL};
+    pid_t pid;
+    int err = posix_spawn(&pid, colorize, NULL, NULL, argv, environ);
+    CHECK(err == 0, "cannot run %s: %s", colorize, strerror(err));
+    return err == 0 ? pid : -1;
+}
+
+static int wait_exit(pid_t pid)
+{
+    int status;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static bool exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* Waits until checkpoint `step` of a run exists (or the child ends). */
+static bool wait_checkpoint(pid_t pid, const char *out, int step)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/checkpoints/step-%08d.safetensors", out, step);
+    for (int i = 0; i < 6000; i++) {
+        if (exists(path))
+            return true;
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            return false;
+        usleep(5000);
+    }
+    return false;
+}
+
+/* Every tensor of two generator files, bit for bit. */
+static void same_weights(const char *what, const char *a_path, const char *b_path)
+{
+    cz_safetensors *a = NULL, *b = NULL;
+    CHECK(cz_safetensors_open(a_path, &a) == CZ_OK, "%s: %s", what, cz_last_error());
+    CHECK(cz_safetensors_open(b_path, &b) == CZ_OK, "%s: %s", what, cz_last_error());
+    if (a && b) {
+        CHECK(cz_safetensors_count(a) == cz_safetensors_count(b), "%s: tensor counts differ", what);
+        int differing = 0;
+        for (int i = 0; i < cz_safetensors_count(a); i++) {
+            const char *name = cz_safetensors_name(a, i);
+            int64_t shape[8];
+            int ndim;
+            cz_safetensors_info(a, name, NULL, &ndim, shape);
+            int64_t n = 1;
+            for (int d = 0; d < ndim; d++)
+                n *= shape[d];
+            float *x = malloc(sizeof(float) * (size_t)(n ? n : 1)), *y = malloc(sizeof(float) * (size_t)(n ? n : 1));
+            if (cz_safetensors_read_f32(a, name, shape, ndim, x) != CZ_OK ||
+                cz_safetensors_read_f32(b, name, shape, ndim, y) != CZ_OK ||
+                memcmp(x, y, sizeof(float) * (size_t)n) != 0) {
+                if (differing++ < 3)
+                    fprintf(stderr, "%s: tensor %s differs\n", what, name);
+            }
+            free(x);
+            free(y);
+        }
+        CHECK(differing == 0, "%s: %d tensors differ", what, differing);
+    }
+    cz_safetensors_close(a);
+    cz_safetensors_close(b);
+}
+
+static double mean_l1(const char *out, int from, int to)
+{
+    char path[600], line[512];
+    snprintf(path, sizeof path, "%s/log.csv", out);
+    FILE *f = fopen(path, "r");
+    double sum = 0;
+    int n = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        long long step, epoch, batch;
+        double d_real, d_fake, g_gan, g_l1;
+        if (sscanf(line, "%lld,%lld,%lld,%lf,%lf,%lf,%lf", &step, &epoch, &batch, &d_real, &d_fake,
+                   &g_gan, &g_l1) == 7 && step >= from && step <= to) {
+            sum += g_l1;
+            n++;
+        }
+    }
+    if (f)
+        fclose(f);
+    return n ? sum / n : NAN;
+}
+
+static void test_learns(void)
+{
+    /* A few dozen steps: the L1 term must fall clearly. */
+    char out[400];
+    snprintf(out, sizeof out, "%s/learn", root);
+    cz_train_options o;
+    base_options(&o, out);
+    o.steps = 60;
+    o.checkpoint_minutes = 10;
+    char val[400];
+    snprintf(val, sizeof val, "%s", data);
+    o.val_dir = val;
+    CHECK(cz_train(&o) == CZ_OK, "training: %s", cz_last_error());
+    double first = mean_l1(out, 1, 5), last = mean_l1(out, 56, 60);
+    printf("L1: steps 1-5 %.4f, steps 56-60 %.4f (%.1fx)\n", first, last, first / last);
+    CHECK(last < first / 2, "L1 fell only from %.4f to %.4f", first, last);
+    char path[600];
+    const char *outputs[] = {"generator.safetensors", "losses.png", "samples/epoch-0000.png", "validation.csv"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(path, sizeof path, "%s/%s", out, outputs[i]);
+        CHECK(exists(path), "%s missing", path);
+    }
+    snprintf(path, sizeof path, "%s/generator.safetensors", out);
+    cz_model *m = NULL;
+    CHECK(cz_model_load(path, &m) == CZ_OK, "the trained generator does not load: %s", cz_last_error());
+    if (m) {
+        CHECK(cz_model_metadata(m, "trained_steps") && strcmp(cz_model_metadata(m, "trained_steps"), "60") == 0,
+              "the generator does not say how it was trained");
+        cz_model_free(m);
+    }
+}
+
+static void test_resume_after_kill(void)
+{
+    char straight[400], killed[400], interrupted[400];
+    snprintf(straight, sizeof straight, "%s/straight", root);
+    snprintf(killed, sizeof killed, "%s/killed", root);
+    snprintf(interrupted, sizeof interrupted, "%s/interrupted", root);
+
+    CHECK(wait_exit(spawn_train(straight, false)) == 0, "uninterrupted run failed");
+
+    /* kill -9 after checkpoint 5; the work since is lost, not corrupted. */
+    pid_t pid = spawn_train(killed, false);
+    CHECK(wait_checkpoint(pid, killed, 5), "no checkpoint 5 appeared");
+    kill(pid, SIGKILL);
+    CHECK(wait_exit(pid) == 128 + SIGKILL, "the run was not killed");
+    CHECK(wait_exit(spawn_train(killed, true)) == 0, "resumed run failed");
+
+    /* SIGINT: the run checkpoints and exits cleanly, then resumes. */
+    pid = spawn_train(interrupted, false);
+    CHECK(wait_checkpoint(pid, interrupted, 3), "no checkpoint 3 appeared");
+    kill(pid, SIGINT);
+    CHECK(wait_exit(pid) == 0, "an interrupted run must exit 0 after checkpointing");
+    CHECK(wait_exit(spawn_train(interrupted, true)) == 0, "resumed run failed");
+
+    char a[600], b[600];
+    snprintf(a, sizeof a, "%s/generator.safetensors", straight);
+    snprintf(b, sizeof b, "%s/generator.safetensors", killed);
+    same_weights("kill -9 and resume", a, b);
+    snprintf(b, sizeof b, "%s/generator.safetensors", interrupted);
+    same_weights("SIGINT and resume", a, b);
+    snprintf(a, sizeof a, "%s/checkpoints/step-00000012.safetensors", straight);
+    snprintf(b, sizeof b, "%s/checkpoints/step-00000012.safetensors", killed);
+    same_weights("final checkpoints (both networks, optimisers)", a, b);
+
+    /* Older checkpoints are pruned to the last 3. */
+    snprintf(a, sizeof a, "%s/checkpoints/step-00000009.safetensors", straight);
+    snprintf(b, sizeof b, "%s/checkpoints/step-00000010.safetensors", straight);
+    CHECK(!exists(a) && exists(b), "checkpoints not pruned to the last 3");
+
+    /* Resuming with other settings is refused, naming both. */
+    cz_train_options o;
+    base_options(&o, killed);
+    o.batch = 8;
+    o.resume = true;
+    CHECK(cz_train(&o) == CZ_ERR_INVALID && strstr(cz_last_error(), "other options"),
+          "resume with another batch size: %s", cz_last_error());
+}
+
+static void test_nan_stops(void)
+{
+    char out[400], path[600];
+    snprintf(out, sizeof out, "%s/nan", root);
+    cz_train_options o;
+    base_options(&o, out);
+    o.lr = 1e30f; /* weights overflow within a step */
+    cz_status st = cz_train(&o);
+    CHECK(st == CZ_ERR_NUMERIC, "an exploding run returned %d: %s", st, cz_last_error());
+    CHECK(strstr(cz_last_error(), "NaN") != NULL, "message: %s", cz_last_error());
+    snprintf(path, sizeof path, "%s/generator.safetensors", out);
+    CHECK(!exists(path), "a NaN run must not write a generator");
+}
+
+int main(void)
+{
+    const char *build = getenv("COLORIZE_BUILD");
+    snprintf(colorize, sizeof colorize, "%s/colorize", build ? build : "build/release");
+    snprintf(root, sizeof root, "/tmp/cz-train-XXXXXX");
+    if (!mkdtemp(root)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    snprintf(data, sizeof data, "%s/photos", root);
+    mkdir(data, 0777);
+    make_photos();
+    test_learns();
+    test_resume_after_kill();
+    test_nan_stops();
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    if (check_failed == 0 && system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", root);
+    return check_finish("test_train");
+}
