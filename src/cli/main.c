@@ -15,6 +15,9 @@ static const command commands[] = {
     {"colorize", cz_cmd_colorize, "colour photos (the default: `colorize IN... -d DIR`)"},
     {"train", cz_cmd_train, "train a generator and a discriminator on a folder of photos"},
     {"turing", cz_cmd_turing, "the colourisation Turing test: serve it, report fool rates"},
+    {"classify", cz_cmd_classify, "ImageNet top-5 of photos with a resnet50 model (--eval DIR)"},
+    {"info", cz_cmd_info, "architecture, parameters and metadata of model files"},
+    {"import-keras-resnet50", cz_cmd_import_keras, "convert Keras's ImageNet ResNet50 (TF.js)"},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof *commands)
 

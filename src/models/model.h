@@ -18,6 +18,13 @@
  *     "sigmoid"         the paper's first discriminator, one logit per image [N, 1, 1, 1]
  *   classifier, input an RGB image [N, 3, H, W] in [0, 1], output 1000 logits:
  *     "resnet50"        the ImageNet classifier (for checking imported weights)
+ *
+ * Each architecture is one file of src/models/ (unet.c, resnet_generators.c,
+ * discriminators.c, resnet50.c). The generators' and discriminators'
+ * tensor names are disjoint, so a GAN can build both into one graph and copy
+ * each model in and out by name. A ResNet generator's encoder gets its
+ * ImageNet weights from a "resnet50" model (cz_model_import_encoder); `make
+ * weights` converts Keras's into cache/resnet50/.
  */
 #ifndef CZ_MODELS_MODEL_H
 #define CZ_MODELS_MODEL_H
@@ -82,10 +89,13 @@ const char *cz_model_metadata(const cz_model *m, const char *key);
 
 /* Appends the network to g, reading x, and returns its output (NULL after
  * recording an error in g). Parameters are created with their state_dict
- * names; a frozen encoder's parameters are created frozen. */
+ * names; a frozen encoder's parameters are created frozen (and
+ * cz_graph_freeze_new_params is off afterwards). */
 cz_tensor *cz_model_build(const cz_model_spec *spec, cz_graph *g, cz_tensor *x);
 
-/* Copy weights between a model and a planned graph built from its spec. */
+/* Copy weights between a model and a planned graph built from its spec:
+ * every tensor of the model, by name and shape; other tensors of the graph
+ * are left alone. */
 cz_status cz_model_to_graph(const cz_model *m, cz_graph *g);
 cz_status cz_model_from_graph(cz_model *m, const cz_graph *g);
 
