@@ -13,7 +13,7 @@
  *
  * Two details follow pix2pix's code rather than its paper: the parameter
  * names are its state_dict's (nested "model.model.1.model.3..." blocks), so
- * a pix2pix colourisation checkpoint loads as it is; and its LeakyReLU runs
+ * a pix2pix colourisation checkpoint's tensors map one to one; and its LeakyReLU runs
  * in place on the level's input, so the skip connection carries
  * LeakyReLU(x), not x. We compute it once and use it twice.
  *
