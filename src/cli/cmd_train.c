@@ -21,7 +21,7 @@ static void usage(FILE *out)
             "  -g, --generator ARCH      unet | resnet50-paper | resnet50-unet (default unet)\n"
             "  -D, --discriminator ARCH  patchgan | sigmoid (default patchgan)\n"
             "      --width N             base channels of unet/patchgan (default 64)\n"
-            "      --encoder FILE        ImageNet ResNet50 weights (default cache/resnet50.safetensors)\n"
+            "      --encoder FILE        ImageNet ResNet50 weights (default cache/resnet50/resnet50-keras-imagenet.safetensors)\n"
             "      --train-encoder       fine-tune the ResNet50 encoder (default: frozen, as the paper)\n"
             "data:\n"
             "      --val DIR             validation photos: L1, colourfulness and a sample grid each epoch\n"
@@ -91,7 +91,7 @@ int cz_cmd_train(int argc, char **argv)
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     cz_train_options o;
     cz_train_defaults(&o);
-    o.encoder = "cache/resnet50.safetensors";
+    o.encoder = "cache/resnet50/resnet50-keras-imagenet.safetensors";
     o.generator.freeze_encoder = true; /* the paper's feature extractor */
     int width = 64;
     long long v = 0;

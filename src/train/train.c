@@ -129,7 +129,7 @@ static cz_status init_weights(run *r)
     if (st == CZ_OK && strncmp(o->generator.arch, "resnet50", 8) == 0) {
         if (!o->encoder)
             return cz_fail(CZ_ERR_INVALID, "%s needs ImageNet weights (--encoder FILE; "
-                           "`make weights` makes cache/resnet50.safetensors)", o->generator.arch);
+                           "`make weights` makes cache/resnet50/resnet50-keras-imagenet.safetensors)", o->generator.arch);
         cz_model *encoder = NULL;
         st = cz_model_load(o->encoder, &encoder);
         if (st == CZ_OK)
