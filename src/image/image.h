@@ -33,22 +33,9 @@
 
 #include "colorize.h"
 
-typedef struct {
-    int width, height;
-    int channels; /* 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA */
-    int depth;    /* bits per sample: 8 or 16 */
-    void *data;   /* interleaved rows, no padding; uint8_t or uint16_t */
-} cz_image;
-
-/* Default for cz_image_options.max_pixels: 100 megapixels, about 6x a
- * 24-megapixel scan, yet small enough that a forged header cannot make us
- * allocate gigabytes. */
-#define CZ_IMAGE_DEFAULT_MAX_PIXELS 100000000ULL
-
-/* Options for cz_image_load; a zeroed struct (or NULL) means the defaults. */
-typedef struct {
-    uint64_t max_pixels; /* width*height above this is refused; 0 = default */
-} cz_image_options;
+/* cz_image, cz_image_options and CZ_IMAGE_DEFAULT_MAX_PIXELS are public, so
+ * users see one image type: they are defined in include/colorize.h, which
+ * also declares cz_image_new, _free, _load and _save for users. */
 
 typedef enum {
     CZ_IMAGE_UNKNOWN = 0, /* unreadable, empty or neither JPEG nor PNG */

@@ -1,0 +1,252 @@
+/* The public colourising API: a generator loaded once with its inference
+ * graph, planned for one network size and reused for every photo. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/error.h"
+#include "engine/graph.h"
+#include "image/image.h"
+#include "image/lab.h"
+#include "models/model.h"
+#include "pipeline/pipeline.h"
+
+struct cz_colorizer {
+    char arch[32];
+    int size, trained_size;
+    bool bf16;
+    long params;
+    cz_graph *g;     /* batch 1, inference, planned for size x size */
+    cz_tensor *x;    /* input: L* / 50 - 1, [1, 1, size, size] */
+    cz_tensor *y;    /* output: a*b* / 110, [1, 2, size, size] */
+    float *ab;       /* the prediction scaled to a*b*: a plane then b plane */
+};
+
+void cz_colorizer_free(cz_colorizer *cz)
+{
+    if (!cz)
+        return;
+    cz_graph_free(cz->g);
+    free(cz->ab);
+    free(cz);
+}
+
+/* Builds and plans the inference graph for cz->size and copies m's weights
+ * in. Messages name the model file. */
+static cz_status build_graph(cz_colorizer *cz, const cz_model *m,
+                             const char *path)
+{
+    const int N = cz->size;
+    cz_graph_config config = {
+        .training = false,
+        .precision = cz->bf16 ? CZ_BF16 : CZ_FP32,
+        .seed = 0,
+    };
+    cz->g = cz_graph_create(&config);
+    if (!cz->g)
+        return cz_fail(CZ_ERR_NOMEM, "%s: out of memory for the network", path);
+    cz->x = cz_graph_input(cz->g, "L", 1, 1, N, N, false);
+    cz->y = cz_model_build(cz_model_spec_of(m), cz->g, cz->x);
+    cz_status status = cz_graph_status(cz->g);
+    if (status == CZ_OK && !cz->y)
+        status = CZ_ERR_INVALID;
+    if (status != CZ_OK)
+        return cz_fail(status == CZ_ERR_NOMEM ? status : CZ_ERR_INVALID,
+                       "%s: a '%s' network cannot run at %dx%d: %s", path,
+                       cz->arch, N, N, cz_last_error());
+    if (cz->y->n != 1 || cz->y->c != 2 || cz->y->h != N || cz->y->w != N)
+        return cz_fail(CZ_ERR_INVALID,
+                       "%s: a '%s' network at %dx%d gives a [%lld, %lld, %lld, "
+                       "%lld] output, not a*b* [1, 2, %d, %d]",
+                       path, cz->arch, N, N, (long long)cz->y->n,
+                       (long long)cz->y->c, (long long)cz->y->h,
+                       (long long)cz->y->w, N, N);
+    status = cz_graph_plan(cz->g);
+    if (status != CZ_OK)
+        return cz_fail(status, "%s: cannot prepare the network at %dx%d: %s",
+                       path, N, N, cz_last_error());
+    status = cz_model_to_graph(m, cz->g);
+    if (status != CZ_OK)
+        return cz_fail(status, "%s: %s", path, cz_last_error());
+    return CZ_OK;
+}
+
+cz_status cz_colorizer_load(const char *model_path,
+                            const cz_colorizer_options *opt,
+                            cz_colorizer **out)
+{
+    if (!out)
+        return cz_fail(CZ_ERR_INVALID, "cz_colorizer_load: out is NULL");
+    *out = NULL;
+    if (!model_path)
+        return cz_fail(CZ_ERR_INVALID,
+                       "no built-in model is installed yet; give the path of "
+                       "a model file");
+    const int size = opt ? opt->size : 0;
+    if (size != 0 && (size < CZ_SIZE_MULTIPLE || size > CZ_MAX_SIZE ||
+                      size % CZ_SIZE_MULTIPLE != 0))
+        return cz_fail(CZ_ERR_INVALID,
+                       "network size %d: it must be a multiple of %d from %d "
+                       "to %d", size, CZ_SIZE_MULTIPLE, CZ_SIZE_MULTIPLE,
+                       CZ_MAX_SIZE);
+
+    cz_model *m = NULL;
+    cz_colorizer *cz = NULL;
+    cz_status status = cz_model_load(model_path, &m);
+    if (status != CZ_OK)
+        goto cleanup;
+    const cz_model_spec *spec = cz_model_spec_of(m);
+    if (cz_model_kind_of(spec->arch) != CZ_MODEL_GENERATOR) {
+        status = cz_fail(CZ_ERR_FORMAT,
+                         "%s: a '%s' model is not a colouriser; colouring "
+                         "needs a generator (unet, resnet50-paper or "
+                         "resnet50-unet)", model_path, spec->arch);
+        goto cleanup;
+    }
+    if (size == 0 && (spec->size < CZ_SIZE_MULTIPLE || spec->size > CZ_MAX_SIZE ||
+                      spec->size % CZ_SIZE_MULTIPLE != 0)) {
+        status = cz_fail(CZ_ERR_FORMAT,
+                         "%s: the model's training size %d is not a multiple "
+                         "of %d from %d to %d", model_path, spec->size,
+                         CZ_SIZE_MULTIPLE, CZ_SIZE_MULTIPLE, CZ_MAX_SIZE);
+        goto cleanup;
+    }
+    cz = calloc(1, sizeof *cz);
+    if (!cz) {
+        status = cz_fail(CZ_ERR_NOMEM, "%s: out of memory", model_path);
+        goto cleanup;
+    }
+    snprintf(cz->arch, sizeof cz->arch, "%s", spec->arch);
+    cz->trained_size = spec->size;
+    cz->size = size ? size : spec->size;
+    cz->bf16 = opt && opt->bf16;
+    cz->params = cz_model_param_count(m);
+    cz->ab = malloc(2 * (size_t)cz->size * (size_t)cz->size * sizeof *cz->ab);
+    if (!cz->ab) {
+        status = cz_fail(CZ_ERR_NOMEM, "%s: out of memory", model_path);
+        goto cleanup;
+    }
+    status = build_graph(cz, m, model_path);
+
+cleanup:
+    /* The graph holds its own copy of the weights: the model goes now, so a
+     * colorizer's memory is the graph's alone. */
+    cz_model_free(m);
+    if (status != CZ_OK) {
+        cz_colorizer_free(cz);
+        return status;
+    }
+    *out = cz;
+    return CZ_OK;
+}
+
+void cz_colorizer_get_info(const cz_colorizer *cz, cz_colorizer_info *info)
+{
+    if (!cz || !info)
+        return;
+    *info = (cz_colorizer_info){
+        .arch = cz->arch,
+        .size = cz->size,
+        .trained_size = cz->trained_size,
+        .bf16 = cz->bf16,
+        .params = cz->params,
+    };
+}
+
+/* Runs the network on L* (W x H, full resolution) and leaves a*b* at
+ * size x size in cz->ab. */
+static cz_status predict(cz_colorizer *cz, const float *L, int W, int H)
+{
+    const int N = cz->size;
+    const size_t n = (size_t)N * (size_t)N;
+    float *x = cz->x->data;
+    cz_status status = cz_resize_bilinear_f32(L, W, H, x, N, N);
+    if (status != CZ_OK)
+        return status;
+    for (size_t i = 0; i < n; i++)
+        x[i] = x[i] / CZ_L_HALF_RANGE - 1.0f;
+    status = cz_graph_forward(cz->g);
+    if (status != CZ_OK)
+        return cz_fail(status, "the network failed: %s", cz_last_error());
+    const float *y = cz->y->data;
+    for (size_t i = 0; i < 2 * n; i++) {
+        if (!isfinite(y[i]))
+            return cz_fail(CZ_ERR_NUMERIC,
+                           "the network predicted %s a*b*: its weights are "
+                           "damaged", isnan(y[i]) ? "NaN" : "infinite");
+        cz->ab[i] = y[i] * CZ_AB_RANGE;
+    }
+    return CZ_OK;
+}
+
+/* Copies in's alpha into out's (both have alpha, same size and depth). */
+static void copy_alpha(const cz_image *in, cz_image *out)
+{
+    const int W = in->width, H = in->height;
+    const int ci = in->channels, co = out->channels;
+#pragma omp parallel for schedule(static)
+    for (int y = 0; y < H; y++) {
+        size_t row = (size_t)y * (size_t)W;
+        for (int x = 0; x < W; x++) {
+            size_t i = row + (size_t)x;
+            if (in->depth == 8)
+                ((uint8_t *)out->data)[i * co + co - 1] =
+                    ((const uint8_t *)in->data)[i * ci + ci - 1];
+            else
+                ((uint16_t *)out->data)[i * co + co - 1] =
+                    ((const uint16_t *)in->data)[i * ci + ci - 1];
+        }
+    }
+}
+
+cz_status cz_colorize_image(cz_colorizer *cz, const cz_image *in,
+                            cz_image **out)
+{
+    if (!out)
+        return cz_fail(CZ_ERR_INVALID, "cz_colorize_image: out is NULL");
+    *out = NULL;
+    if (!cz || !in || !in->data)
+        return cz_fail(CZ_ERR_INVALID, "cz_colorize_image: %s is NULL",
+                       !cz ? "the colorizer" : "the image");
+    if (!cz_image_size(in->width, in->height, in->channels, in->depth, NULL,
+                       NULL))
+        return cz_fail(CZ_ERR_INVALID,
+                       "cz_colorize_image: invalid image shape %dx%d, %d "
+                       "channels, %d bits", in->width, in->height,
+                       in->channels, in->depth);
+    const int W = in->width, H = in->height;
+    const bool alpha = in->channels == 2 || in->channels == 4;
+    float *L = NULL;
+    cz_image *img = NULL;
+    cz_status status = CZ_OK;
+    if ((size_t)W > SIZE_MAX / sizeof *L / (size_t)H) {
+        status = cz_fail(CZ_ERR_TOO_LARGE, "cz_colorize_image: %dx%d pixels "
+                         "do not fit in memory", W, H);
+        goto cleanup;
+    }
+    L = malloc((size_t)W * (size_t)H * sizeof *L);
+    img = cz_image_new(W, H, alpha ? 4 : 3, in->depth);
+    if (!L || !img) {
+        status = cz_fail(CZ_ERR_NOMEM, "out of memory for a %dx%d image", W, H);
+        goto cleanup;
+    }
+    status = cz_luminance_plane(in, L);
+    if (status == CZ_OK)
+        status = predict(cz, L, W, H);
+    if (status != CZ_OK)
+        goto cleanup;
+    if (alpha)
+        copy_alpha(in, img);
+    const size_t n = (size_t)cz->size * (size_t)cz->size;
+    status = cz_recombine(L, cz->ab, cz->ab + n, cz->size, img);
+
+cleanup:
+    free(L);
+    if (status != CZ_OK) {
+        cz_image_free(img);
+        return status;
+    }
+    *out = img;
+    return CZ_OK;
+}
