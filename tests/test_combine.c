@@ -19,31 +19,6 @@ static void gradcheck_each(const char *what, cz_graph *g, cz_tensor *y, cz_tenso
         gradcheck(what, g, y, &ts[k], 1, samples, 1e-2, 1e-3);
 }
 
-/* Backward adds: a second backward with the same output gradient doubles
- * the input gradients of a one-op graph (up to rounding where one gradient
- * sums several terms). */
-static void check_accumulates(const char *what, cz_graph *g, cz_tensor *y, cz_tensor *const *ts,
-                              int n_ts)
-{
-    cz_rng rng;
-    cz_rng_seed(&rng, 321);
-    cz_graph_forward(g);
-    fill_uniform(&rng, y->grad, cz_numel(y), -1, 1);
-    cz_graph_backward(g);
-    float *twice[CZ_MAX_INPUTS];
-    for (int k = 0; k < n_ts; k++) {
-        int64_t n = cz_numel(ts[k]);
-        twice[k] = malloc((size_t)n * sizeof *twice[k]);
-        for (int64_t i = 0; i < n; i++)
-            twice[k][i] = 2.0f * ts[k]->grad[i];
-    }
-    cz_graph_backward(g);
-    for (int k = 0; k < n_ts; k++) {
-        CHECK_CLOSE(what, ts[k]->grad, twice[k], cz_numel(ts[k]), 1e-6, 1);
-        free(twice[k]);
-    }
-}
-
 /* --- cat --- */
 
 /* inputs[k] has channels[k] channels; which[k] says which of the distinct
