@@ -24,7 +24,7 @@ gan     one full GAN step of generator + PatchGAN, batch 8 (src/train/train.c's
         step: G forward, D on fake and real with backward, Adam on D,
         frozen-D backward into G plus 100 x L1, Adam on G; the ResNet encoder
         trained). ours fp32 against PyTorch fp32, then ours bf16 against
-        PyTorch bf16 autocast (two phases, so that at most two step's worth
+        PyTorch bf16 autocast (two phases, so that at most two steps' worth
         of memory is held at once). The first-step losses of both sides are
         printed: with the same weights and inputs they agree (unet: dropout
         masks differ).
@@ -44,7 +44,6 @@ OpenBLAS when it is found (bench/README.md); --netlib keeps Debian's default
 reference BLAS. The header line names the BLAS in use.
 """
 import argparse
-import copy
 import json
 import os
 import statistics
@@ -407,8 +406,8 @@ def bench_infer(args):
           "channels_last), per row")
     for line in verdicts:
         print("target: " + line)
-    print(f"CPU seconds per batch (process CPU time, all threads: what other processes' load "
-          f"disturbs least), median; ratios on them")
+    print("CPU seconds per batch (process CPU time, all threads: what other processes' load "
+          "disturbs least), median; ratios on them")
     print(f"{'generator':15s} {'size':>4s} {'N':>2s} {'ours fp32':>9s} {'ours bf16':>9s} "
           f"{'torch fp32':>10s} {'autocast':>9s} {'bf16+cl':>9s} | {'t32/o32':>7s} {'t32/o16':>7s} "
           f"{'t16/o16':>7s}")
@@ -485,8 +484,8 @@ def bench_gan(args):
     print("img/s from medians; ratios PyTorch time / ours (above 1: we are faster) as on mins/on medians")
     for line in verdicts:
         print("target: " + line)
-    print(f"CPU seconds per step (process CPU time, all threads: what other processes' load "
-          f"disturbs least), median; ratios on them")
+    print("CPU seconds per step (process CPU time, all threads: what other processes' load "
+          "disturbs least), median; ratios on them")
     print(f"{'generator':15s} {'size':>4s} {'ours fp32':>9s} {'torch fp32':>10s} {'ours bf16':>9s} "
           f"{'autocast':>9s} | {'t32/o32':>7s} {'t32/o16':>7s} {'t16/o16':>7s}")
     for line in cpu_lines:
