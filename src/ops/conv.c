@@ -8,48 +8,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/onednn.h"
 #include "ops/ops.h"
+#include "ops/weighted.h"
 
 typedef struct {
+    cz_weighted p;
     bool transposed;
     int stride, padding, output_padding, dilation;
-
-    dnnl_primitive_desc_t fwd_pd, bwd_data_pd, bwd_weights_pd;
-    dnnl_primitive_t fwd, bwd_data, bwd_weights;
-    /* forward */
-    cz_mirror src, weights, bias, dst;
-    uint64_t weights_version; /* inference graphs reorder weights only when changed */
-    bool weights_fresh;
-    /* backward data */
-    cz_mirror bd_diff_dst, bd_weights, bd_diff_src;
-    /* backward weights */
-    cz_mirror bw_src, bw_diff_dst, bw_diff_weights, bw_diff_bias;
 } conv_state;
 
-static void conv_destroy(void *p)
+static void conv_destroy(void *state)
 {
-    conv_state *s = p;
+    conv_state *s = state;
     if (!s)
         return;
-    cz_mirror *mirrors[] = {&s->src,         &s->weights,     &s->bias,
-                            &s->dst,         &s->bd_diff_dst, &s->bd_weights,
-                            &s->bd_diff_src, &s->bw_src,      &s->bw_diff_dst,
-                            &s->bw_diff_weights, &s->bw_diff_bias};
-    for (size_t i = 0; i < sizeof mirrors / sizeof *mirrors; i++)
-        cz_mirror_free(mirrors[i]);
-    dnnl_primitive_destroy(s->fwd);
-    dnnl_primitive_destroy(s->bwd_data);
-    dnnl_primitive_destroy(s->bwd_weights);
-    dnnl_primitive_desc_destroy(s->fwd_pd);
-    dnnl_primitive_desc_destroy(s->bwd_data_pd);
-    dnnl_primitive_desc_destroy(s->bwd_weights_pd);
+    cz_weighted_release(&s->p);
     free(s);
-}
-
-static const dnnl_memory_desc_t *query(dnnl_primitive_desc_t pd, dnnl_query_t what)
-{
-    return dnnl_primitive_desc_query_md(pd, what, 0);
 }
 
 /* Descriptors with layout left to oneDNN, data type per precision. */
@@ -99,11 +73,11 @@ static cz_status conv_plan(cz_graph *g, cz_node *node)
     cz_tensor *x = node->in[0], *w = node->in[1], *b = node->n_in > 2 ? node->in[2] : NULL;
     cz_tensor *y = node->out;
     conv_descs d = make_descs(g, node, s);
-    dnnl_memory_desc_t x_user = cz_dnnl_tensor_md(x), y_user = cz_dnnl_tensor_md(y);
     int64_t w_dims[4] = {s->transposed ? w->c : w->n, s->transposed ? w->n : w->c, w->h, w->w};
     /* PyTorch stores transposed-conv weights [IC, OC, KH, KW]: iohw. */
-    dnnl_memory_desc_t w_user = cz_dnnl_md(4, w_dims, dnnl_f32, s->transposed ? dnnl_iohw : dnnl_oihw);
-    dnnl_memory_desc_t b_user = d.bias;
+    cz_weighted_layouts ours = {.x = cz_dnnl_tensor_md(x), .y = cz_dnnl_tensor_md(y), .b = d.bias,
+                                .w = cz_dnnl_md(4, w_dims, dnnl_f32, s->transposed ? dnnl_iohw : dnnl_oihw)};
+    cz_weighted *p = &s->p;
     bool training = cz_graph_training(g);
     dnnl_alg_kind_t alg = s->transposed ? dnnl_deconvolution_direct : dnnl_convolution_direct;
     cz_status st;
@@ -122,31 +96,19 @@ static cz_status conv_plan(cz_graph *g, cz_node *node)
                                                          b ? &d.bias : NULL, &d.dst, d.strides,
                                                          d.dilates, d.pad_l, d.pad_r);
     if ((st = cz_dnnl_check(ds, "convolution descriptor")) != CZ_OK ||
-        (st = cz_dnnl_create(&s->fwd_pd, &s->fwd, &desc, NULL, NULL, "convolution forward")) != CZ_OK ||
-        (st = cz_mirror_init(&s->src, &x_user, x->data, query(s->fwd_pd, dnnl_query_src_md), CZ_MIRROR_IN)) != CZ_OK ||
-        (st = cz_mirror_init(&s->weights, &w_user, w->data, query(s->fwd_pd, dnnl_query_weights_md), CZ_MIRROR_IN)) != CZ_OK ||
-        (st = cz_mirror_init(&s->dst, &y_user, y->data, query(s->fwd_pd, dnnl_query_dst_md), CZ_MIRROR_OUT)) != CZ_OK)
+        (st = cz_dnnl_create(&p->fwd_pd, &p->fwd, &desc, NULL, NULL, "convolution forward")) != CZ_OK)
         return st;
-    /* The bias is the primitive's second weights argument. */
-    if (b && (st = cz_mirror_init(&s->bias, &b_user, b->data, dnnl_primitive_desc_query_md(s->fwd_pd, dnnl_query_weights_md, 1), CZ_MIRROR_IN)) != CZ_OK)
-        return st;
-    if (!training)
-        return CZ_OK;
-
-    if (x->may_need_grad) {
+    if (training && x->may_need_grad) {
         ds = s->transposed
                  ? dnnl_dilated_deconvolution_backward_data_desc_init(&desc.deconv, alg, &d.diff_src, &d.weights,
                                                                       &d.diff_dst, d.strides, d.dilates, d.pad_l, d.pad_r)
                  : dnnl_dilated_convolution_backward_data_desc_init(&desc.conv, alg, &d.diff_src, &d.weights,
                                                                     &d.diff_dst, d.strides, d.dilates, d.pad_l, d.pad_r);
         if ((st = cz_dnnl_check(ds, "convolution backward-data descriptor")) != CZ_OK ||
-            (st = cz_dnnl_create(&s->bwd_data_pd, &s->bwd_data, &desc, NULL, s->fwd_pd, "convolution backward data")) != CZ_OK ||
-            (st = cz_mirror_init(&s->bd_diff_dst, &y_user, y->grad, query(s->bwd_data_pd, dnnl_query_diff_dst_md), CZ_MIRROR_IN)) != CZ_OK ||
-            (st = cz_mirror_init_shared(&s->bd_weights, &s->weights, &w_user, w->data, query(s->bwd_data_pd, dnnl_query_weights_md), CZ_MIRROR_IN)) != CZ_OK ||
-            (st = cz_mirror_init(&s->bd_diff_src, &x_user, x->grad, query(s->bwd_data_pd, dnnl_query_diff_src_md), CZ_MIRROR_ACCUMULATE)) != CZ_OK)
+            (st = cz_dnnl_create(&p->bwd_data_pd, &p->bwd_data, &desc, NULL, p->fwd_pd, "convolution backward data")) != CZ_OK)
             return st;
     }
-    if (w->may_need_grad || (b && b->may_need_grad)) {
+    if (training && (w->may_need_grad || (b && b->may_need_grad))) {
         ds = s->transposed
                  ? dnnl_dilated_deconvolution_backward_weights_desc_init(&desc.deconv, alg, &d.src, &d.diff_weights,
                                                                          b ? &d.diff_bias : NULL, &d.diff_dst,
@@ -155,71 +117,20 @@ static cz_status conv_plan(cz_graph *g, cz_node *node)
                                                                        b ? &d.diff_bias : NULL, &d.diff_dst,
                                                                        d.strides, d.dilates, d.pad_l, d.pad_r);
         if ((st = cz_dnnl_check(ds, "convolution backward-weights descriptor")) != CZ_OK ||
-            (st = cz_dnnl_create(&s->bwd_weights_pd, &s->bwd_weights, &desc, NULL, s->fwd_pd, "convolution backward weights")) != CZ_OK ||
-            (st = cz_mirror_init_shared(&s->bw_src, &s->src, &x_user, x->data, query(s->bwd_weights_pd, dnnl_query_src_md), CZ_MIRROR_IN)) != CZ_OK ||
-            (st = cz_mirror_init_shared(&s->bw_diff_dst, &s->bd_diff_dst, &y_user, y->grad, query(s->bwd_weights_pd, dnnl_query_diff_dst_md), CZ_MIRROR_IN)) != CZ_OK)
-            return st;
-        /* A frozen weight or bias (grad NULL) gets scratch memory: the
-         * primitive computes both, and the unwanted one is dropped. */
-        if ((st = cz_mirror_init(&s->bw_diff_weights, &w_user, w->grad, query(s->bwd_weights_pd, dnnl_query_diff_weights_md), CZ_MIRROR_ACCUMULATE)) != CZ_OK)
-            return st;
-        if (b && (st = cz_mirror_init(&s->bw_diff_bias, &b_user, b->grad, dnnl_primitive_desc_query_md(s->bwd_weights_pd, dnnl_query_diff_weights_md, 1), CZ_MIRROR_ACCUMULATE)) != CZ_OK)
+            (st = cz_dnnl_create(&p->bwd_weights_pd, &p->bwd_weights, &desc, NULL, p->fwd_pd, "convolution backward weights")) != CZ_OK)
             return st;
     }
-    return CZ_OK;
+    return cz_weighted_bind(p, node, &ours);
 }
 
 static void conv_forward(cz_graph *g, cz_node *node)
 {
-    conv_state *s = node->state;
-    bool has_bias = node->n_in > 2;
-    cz_mirror_sync(g, &s->src);
-    uint64_t version = cz_graph_params_version(g);
-    if (cz_graph_training(g) || !s->weights_fresh || s->weights_version != version) {
-        cz_mirror_sync(g, &s->weights);
-        if (has_bias)
-            cz_mirror_sync(g, &s->bias);
-        s->weights_version = version;
-        s->weights_fresh = true;
-    }
-    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, s->src.prim},
-                               {DNNL_ARG_WEIGHTS, s->weights.prim},
-                               {DNNL_ARG_DST, s->dst.prim},
-                               {DNNL_ARG_BIAS, s->bias.prim}};
-    cz_dnnl_run(g, s->fwd, has_bias ? 4 : 3, args);
-    cz_mirror_sync(g, &s->dst);
+    cz_weighted_forward(g, node, &((conv_state *)node->state)->p);
 }
 
 static void conv_backward(cz_graph *g, cz_node *node)
 {
-    conv_state *s = node->state;
-    cz_tensor *x = node->in[0], *w = node->in[1], *b = node->n_in > 2 ? node->in[2] : NULL;
-    bool weights_need = w->needs_grad || (b && b->needs_grad);
-    if (x->needs_grad || weights_need)
-        cz_mirror_sync(g, s->bwd_data ? &s->bd_diff_dst : &s->bw_diff_dst);
-    if (x->needs_grad) {
-        /* bd_weights shares the forward's converted weights when it can. */
-        cz_mirror_sync(g, &s->bd_weights);
-        dnnl_exec_arg_t args[3] = {{DNNL_ARG_DIFF_DST, s->bd_diff_dst.prim},
-                                   {DNNL_ARG_WEIGHTS, s->bd_weights.prim},
-                                   {DNNL_ARG_DIFF_SRC, s->bd_diff_src.prim}};
-        cz_dnnl_run(g, s->bwd_data, 3, args);
-        cz_mirror_sync(g, &s->bd_diff_src);
-    }
-    if (weights_need) {
-        if (s->bwd_data)
-            cz_mirror_sync(g, &s->bw_diff_dst); /* no-op when shared */
-        cz_mirror_sync(g, &s->bw_src);
-        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, s->bw_src.prim},
-                                   {DNNL_ARG_DIFF_DST, s->bw_diff_dst.prim},
-                                   {DNNL_ARG_DIFF_WEIGHTS, s->bw_diff_weights.prim},
-                                   {DNNL_ARG_DIFF_BIAS, s->bw_diff_bias.prim}};
-        cz_dnnl_run(g, s->bwd_weights, b ? 4 : 3, args);
-        if (w->needs_grad)
-            cz_mirror_sync(g, &s->bw_diff_weights);
-        if (b && b->needs_grad)
-            cz_mirror_sync(g, &s->bw_diff_bias);
-    }
+    cz_weighted_backward(g, node, &((conv_state *)node->state)->p);
 }
 
 static const cz_op conv_op = {"conv2d", conv_plan, conv_forward, conv_backward, conv_destroy};

@@ -1,0 +1,104 @@
+#include "ops/weighted.h"
+
+static const dnnl_memory_desc_t *arg_md(dnnl_primitive_desc_t pd, int arg)
+{
+    return dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, arg);
+}
+
+cz_status cz_weighted_bind(cz_weighted *p, const cz_node *node, const cz_weighted_layouts *ours)
+{
+    const cz_tensor *x = node->in[0], *w = node->in[1], *b = node->n_in > 2 ? node->in[2] : NULL;
+    const cz_tensor *y = node->out;
+    cz_status st;
+    if ((st = cz_mirror_init(&p->src, &ours->x, x->data, arg_md(p->fwd_pd, DNNL_ARG_SRC), CZ_MIRROR_IN)) != CZ_OK ||
+        (st = cz_mirror_init(&p->weights, &ours->w, w->data, arg_md(p->fwd_pd, DNNL_ARG_WEIGHTS), CZ_MIRROR_IN)) != CZ_OK ||
+        (st = cz_mirror_init(&p->dst, &ours->y, y->data, arg_md(p->fwd_pd, DNNL_ARG_DST), CZ_MIRROR_OUT)) != CZ_OK)
+        return st;
+    if (b && (st = cz_mirror_init(&p->bias, &ours->b, b->data, arg_md(p->fwd_pd, DNNL_ARG_BIAS), CZ_MIRROR_IN)) != CZ_OK)
+        return st;
+    /* Where a backward primitive wants what another already converted in
+     * this step, the mirrors share it. */
+    if (p->bwd_data_pd &&
+        ((st = cz_mirror_init(&p->bd_diff_dst, &ours->y, y->grad, arg_md(p->bwd_data_pd, DNNL_ARG_DIFF_DST), CZ_MIRROR_IN)) != CZ_OK ||
+         (st = cz_mirror_init_shared(&p->bd_weights, &p->weights, &ours->w, w->data, arg_md(p->bwd_data_pd, DNNL_ARG_WEIGHTS), CZ_MIRROR_IN)) != CZ_OK ||
+         (st = cz_mirror_init(&p->bd_diff_src, &ours->x, x->grad, arg_md(p->bwd_data_pd, DNNL_ARG_DIFF_SRC), CZ_MIRROR_ACCUMULATE)) != CZ_OK))
+        return st;
+    if (p->bwd_weights_pd) {
+        if ((st = cz_mirror_init_shared(&p->bw_src, &p->src, &ours->x, x->data, arg_md(p->bwd_weights_pd, DNNL_ARG_SRC), CZ_MIRROR_IN)) != CZ_OK ||
+            (st = cz_mirror_init_shared(&p->bw_diff_dst, &p->bd_diff_dst, &ours->y, y->grad, arg_md(p->bwd_weights_pd, DNNL_ARG_DIFF_DST), CZ_MIRROR_IN)) != CZ_OK)
+            return st;
+        /* A frozen weight or bias (grad NULL) gets scratch memory: the
+         * primitive computes both, and the unwanted one is dropped. */
+        if ((st = cz_mirror_init(&p->bw_diff_weights, &ours->w, w->grad, arg_md(p->bwd_weights_pd, DNNL_ARG_DIFF_WEIGHTS), CZ_MIRROR_ACCUMULATE)) != CZ_OK)
+            return st;
+        if (b && (st = cz_mirror_init(&p->bw_diff_bias, &ours->b, b->grad, arg_md(p->bwd_weights_pd, DNNL_ARG_DIFF_BIAS), CZ_MIRROR_ACCUMULATE)) != CZ_OK)
+            return st;
+    }
+    return CZ_OK;
+}
+
+void cz_weighted_forward(cz_graph *g, const cz_node *node, cz_weighted *p)
+{
+    bool has_bias = node->n_in > 2;
+    cz_mirror_sync(g, &p->src);
+    uint64_t version = cz_graph_params_version(g);
+    if (cz_graph_training(g) || !p->weights_fresh || p->weights_version != version) {
+        cz_mirror_sync(g, &p->weights);
+        if (has_bias)
+            cz_mirror_sync(g, &p->bias);
+        p->weights_version = version;
+        p->weights_fresh = true;
+    }
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, p->src.prim},
+                               {DNNL_ARG_WEIGHTS, p->weights.prim},
+                               {DNNL_ARG_DST, p->dst.prim},
+                               {DNNL_ARG_BIAS, p->bias.prim}};
+    cz_dnnl_run(g, p->fwd, has_bias ? 4 : 3, args);
+    cz_mirror_sync(g, &p->dst);
+}
+
+void cz_weighted_backward(cz_graph *g, const cz_node *node, cz_weighted *p)
+{
+    const cz_tensor *x = node->in[0], *w = node->in[1], *b = node->n_in > 2 ? node->in[2] : NULL;
+    bool weights_need = w->needs_grad || (b && b->needs_grad);
+    if (x->needs_grad || weights_need)
+        cz_mirror_sync(g, p->bwd_data ? &p->bd_diff_dst : &p->bw_diff_dst);
+    if (x->needs_grad) {
+        cz_mirror_sync(g, &p->bd_weights); /* no-op when shared with the forward's */
+        dnnl_exec_arg_t args[3] = {{DNNL_ARG_DIFF_DST, p->bd_diff_dst.prim},
+                                   {DNNL_ARG_WEIGHTS, p->bd_weights.prim},
+                                   {DNNL_ARG_DIFF_SRC, p->bd_diff_src.prim}};
+        cz_dnnl_run(g, p->bwd_data, 3, args);
+        cz_mirror_sync(g, &p->bd_diff_src);
+    }
+    if (weights_need) {
+        if (p->bwd_data)
+            cz_mirror_sync(g, &p->bw_diff_dst); /* no-op when shared */
+        cz_mirror_sync(g, &p->bw_src);
+        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, p->bw_src.prim},
+                                   {DNNL_ARG_DIFF_DST, p->bw_diff_dst.prim},
+                                   {DNNL_ARG_DIFF_WEIGHTS, p->bw_diff_weights.prim},
+                                   {DNNL_ARG_DIFF_BIAS, p->bw_diff_bias.prim}};
+        cz_dnnl_run(g, p->bwd_weights, b ? 4 : 3, args);
+        if (w->needs_grad)
+            cz_mirror_sync(g, &p->bw_diff_weights);
+        if (b && b->needs_grad)
+            cz_mirror_sync(g, &p->bw_diff_bias);
+    }
+}
+
+void cz_weighted_release(cz_weighted *p)
+{
+    cz_mirror *mirrors[] = {&p->src,         &p->weights,     &p->bias,
+                            &p->dst,         &p->bd_diff_dst, &p->bd_weights,
+                            &p->bd_diff_src, &p->bw_src,      &p->bw_diff_dst,
+                            &p->bw_diff_weights, &p->bw_diff_bias};
+    for (size_t i = 0; i < sizeof mirrors / sizeof *mirrors; i++)
+        cz_mirror_free(mirrors[i]);
+    dnnl_primitive_destroy(p->fwd);
+    dnnl_primitive_destroy(p->bwd_data);
+    dnnl_primitive_destroy(p->bwd_weights);
+    dnnl_primitive_desc_destroy(p->fwd_pd);
+    dnnl_primitive_desc_destroy(p->bwd_data_pd);
+    dnnl_primitive_desc_destroy(p->bwd_weights_pd);
+}

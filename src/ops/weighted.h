@@ -1,0 +1,36 @@
+/* What every op with weights on oneDNN shares (conv2d, conv_transpose2d,
+ * linear): a forward primitive and, in training graphs, backward-data and
+ * backward-weights primitives, with mirrors between our plain fp32 tensors
+ * and the layouts and data types the primitives chose. The op creates the
+ * primitives (its own descriptors); this binds the mirrors and runs them. */
+#ifndef CZ_OPS_WEIGHTED_H
+#define CZ_OPS_WEIGHTED_H
+
+#include "engine/onednn.h"
+
+typedef struct {
+    /* Set by the op; a backward primitive stays NULL when nothing needs it. */
+    dnnl_primitive_desc_t fwd_pd, bwd_data_pd, bwd_weights_pd;
+    dnnl_primitive_t fwd, bwd_data, bwd_weights;
+    /* forward */
+    cz_mirror src, weights, bias, dst;
+    uint64_t weights_version; /* inference graphs reorder weights only when changed */
+    bool weights_fresh;
+    /* backward data */
+    cz_mirror bd_diff_dst, bd_weights, bd_diff_src;
+    /* backward weights */
+    cz_mirror bw_src, bw_diff_dst, bw_diff_weights, bw_diff_bias;
+} cz_weighted;
+
+/* Our plain layouts of the node's x, weight, bias and output. */
+typedef struct {
+    dnnl_memory_desc_t x, w, b, y;
+} cz_weighted_layouts;
+
+/* Binds mirrors for the primitives the op created; node->in is {x, w[, b]}. */
+cz_status cz_weighted_bind(cz_weighted *p, const cz_node *node, const cz_weighted_layouts *ours);
+void cz_weighted_forward(cz_graph *g, const cz_node *node, cz_weighted *p);
+void cz_weighted_backward(cz_graph *g, const cz_node *node, cz_weighted *p);
+void cz_weighted_release(cz_weighted *p);
+
+#endif
