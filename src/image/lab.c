@@ -235,18 +235,12 @@ cz_status cz_lab_planes_to_image(const float *L, const float *a,
 
 /* ---- Resizing ---------------------------------------------------------- */
 
-/* One output coordinate's two source indices and weights. */
-typedef struct {
-    int i0, i1;
-    float w0, w1;
-} cz_tap;
-
 /* PyTorch's linear taps (upsample_bilinear2d, align_corners=False) for
  * out_size outputs over in_size inputs. The mix of precisions is PyTorch's
  * (1.13, CPU, float tensors), found by probing it with impulses: the ratio is
  * a float division, the source coordinate is computed in double (its
  * accumulate type) from that float ratio, and the weights are floats. */
-static void linear_taps(int in_size, int out_size, float ratio, cz_tap *taps)
+void cz_linear_taps(int in_size, int out_size, float ratio, cz_tap *taps)
 {
     for (int d = 0; d < out_size; d++) {
         if (in_size == out_size) { /* PyTorch copies rather than weighs */
@@ -321,8 +315,8 @@ cz_status cz_resize_bilinear_f32(const float *src, int sw, int sh, float *dst,
     }
     /* In box units the source ratio s/d becomes s/(k*d); with k = 1 this is
      * PyTorch's (float)in / out. */
-    linear_taps(iw, dw, (float)sw / (float)((long long)kx * dw), tx);
-    linear_taps(ih, dh, (float)sh / (float)((long long)ky * dh), ty);
+    cz_linear_taps(iw, dw, (float)sw / (float)((long long)kx * dw), tx);
+    cz_linear_taps(ih, dh, (float)sh / (float)((long long)ky * dh), ty);
 
 #pragma omp parallel for schedule(static)
     for (int y = 0; y < dh; y++) {

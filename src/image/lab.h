@@ -57,4 +57,16 @@ cz_status cz_lab_planes_to_image(const float *L, const float *a,
 cz_status cz_resize_bilinear_f32(const float *src, int sw, int sh, float *dst,
                                  int dw, int dh);
 
+/* One output coordinate's two source indices and weights. */
+typedef struct {
+    int i0, i1;
+    float w0, w1;
+} cz_tap;
+
+/* PyTorch's bilinear taps (upsample_bilinear2d, align_corners=False, with
+ * its precisions) for out_size outputs over in_size inputs, source step
+ * `ratio` (in_size / out_size as a float). cz_resize_bilinear_f32 uses them,
+ * and so does the pipeline's strip-wise upsampling, to stay bit-identical. */
+void cz_linear_taps(int in_size, int out_size, float ratio, cz_tap *taps);
+
 #endif

@@ -133,38 +133,8 @@ cz_status cz_luminance_plane(const cz_image *img, float *L)
 
 /* ---- Recombination ------------------------------------------------------- */
 
-/* One output coordinate's two source indices and weights. */
-typedef struct {
-    int i0, i1;
-    float w0, w1;
-} tap;
-
-/* Upsampling taps, computed exactly as image/lab.c's linear_taps does for
- * cz_resize_bilinear_f32 (PyTorch's upsample_bilinear2d, align_corners=False,
- * its precisions included), so the a*b* here is bit for bit what resizing
- * whole planes would give; tests/test_pipeline.c compares the two. */
-static void linear_taps(int in_size, int out_size, tap *taps)
-{
-    const float ratio = (float)in_size / (float)out_size;
-    for (int d = 0; d < out_size; d++) {
-        if (in_size == out_size) {
-            taps[d] = (tap){d, d, 1.0f, 0.0f};
-            continue;
-        }
-        double src = (double)ratio * ((double)d + 0.5) - 0.5;
-        if (src < 0.0)
-            src = 0.0;
-        int i0 = (int)src;
-        if (i0 > in_size - 1)
-            i0 = in_size - 1;
-        float w1 = (float)(src - (double)i0);
-        w1 = w1 > 1.0f ? 1.0f : w1;
-        taps[d] = (tap){i0, i0 + (i0 < in_size - 1 ? 1 : 0), 1.0f - w1, w1};
-    }
-}
-
 /* A photo less than half the network's size on a side: cz_resize_bilinear_f32
- * box-filters that axis first, which the taps above do not; such a photo is
+ * box-filters that axis first, which cz_linear_taps alone does not; such a photo is
  * small, so whole planes cost nothing. */
 static cz_status recombine_small(const float *L, const float *a_small,
                                  const float *b_small, int N, cz_image *out)
@@ -205,22 +175,23 @@ cz_status cz_recombine(const float *L, const float *a_small,
     const int rows = H < STRIP_ROWS ? H : STRIP_ROWS;
     const size_t strip = (size_t)rows * (size_t)W;
     cz_status status = CZ_OK;
-    tap *tx = malloc((size_t)W * sizeof *tx);
-    tap *ty = malloc((size_t)H * sizeof *ty);
+    cz_tap *tx = malloc((size_t)W * sizeof *tx);
+    cz_tap *ty = malloc((size_t)H * sizeof *ty);
     float *a = malloc(2 * strip * sizeof *a);
     if (!tx || !ty || !a) {
         status = cz_fail(CZ_ERR_NOMEM, "cz_recombine: out of memory");
         goto cleanup;
     }
     float *b = a + strip;
-    linear_taps(N, W, tx);
-    linear_taps(N, H, ty);
+    /* The taps of cz_resize_bilinear_f32, so strips equal whole planes. */
+    cz_linear_taps(N, W, (float)N / (float)W, tx);
+    cz_linear_taps(N, H, (float)N / (float)H, ty);
 
     for (int y0 = 0; y0 < H && status == CZ_OK; y0 += rows) {
         const int n = H - y0 < rows ? H - y0 : rows;
 #pragma omp parallel for schedule(static)
         for (int r = 0; r < n; r++) {
-            const tap t = ty[y0 + r];
+            const cz_tap t = ty[y0 + r];
             const float *a0 = a_small + (size_t)t.i0 * (size_t)N;
             const float *a1 = a_small + (size_t)t.i1 * (size_t)N;
             const float *b0 = b_small + (size_t)t.i0 * (size_t)N;
@@ -229,7 +200,7 @@ cz_status cz_recombine(const float *L, const float *a_small,
             float *arow = a + (size_t)r * (size_t)W;
             float *brow = b + (size_t)r * (size_t)W;
             for (int x = 0; x < W; x++) {
-                const tap u = tx[x];
+                const cz_tap u = tx[x];
                 /* cz_resize_bilinear_f32's order: along x, then along y. */
                 float top = a0[u.i0] * u.w0 + a0[u.i1] * u.w1;
                 float bottom = a1[u.i0] * u.w0 + a1[u.i1] * u.w1;
