@@ -74,6 +74,11 @@ cz_status cz_dnnl_create(dnnl_primitive_desc_t *pd, dnnl_primitive_t *prim,
     return st;
 }
 
+const dnnl_memory_desc_t *cz_dnnl_arg_md(const_dnnl_primitive_desc_t pd, int arg)
+{
+    return dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, arg);
+}
+
 void cz_dnnl_run(cz_graph *g, dnnl_primitive_t prim, int n_args, const dnnl_exec_arg_t *args)
 {
     if (dnnl_primitive_execute(prim, stream, n_args, args) != dnnl_success ||

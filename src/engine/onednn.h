@@ -28,6 +28,9 @@ cz_status cz_dnnl_create(dnnl_primitive_desc_t *pd, dnnl_primitive_t *prim,
                          const_dnnl_op_desc_t desc, const_dnnl_primitive_attr_t attr,
                          const_dnnl_primitive_desc_t hint, const char *what);
 
+/* The descriptor a primitive wants for one of its execute arguments. */
+const dnnl_memory_desc_t *cz_dnnl_arg_md(const_dnnl_primitive_desc_t pd, int arg);
+
 /* Execute on the process stream; a failure is recorded in the graph. */
 void cz_dnnl_run(cz_graph *g, dnnl_primitive_t prim, int n_args, const dnnl_exec_arg_t *args);
 

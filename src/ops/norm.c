@@ -56,12 +56,6 @@ static void bn_destroy(void *p)
     free(s);
 }
 
-/* The descriptor the primitive wants for one of its execute arguments. */
-static const dnnl_memory_desc_t *arg_md(dnnl_primitive_desc_t pd, int arg)
-{
-    return dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, arg);
-}
-
 static cz_status bn_plan(cz_graph *g, cz_node *node)
 {
     bn_state *s = node->state;
@@ -84,14 +78,14 @@ static cz_status bn_plan(cz_graph *g, cz_node *node)
     if ((st = cz_dnnl_check(dnnl_batch_normalization_forward_desc_init(&desc, prop, &data_md, s->eps, flags),
                             "batch normalization descriptor")) != CZ_OK ||
         (st = cz_dnnl_create(&s->fwd_pd, &s->fwd, &desc, NULL, NULL, "batch normalization forward")) != CZ_OK ||
-        (st = cz_mirror_init(&s->src, &data_md, x->data, arg_md(s->fwd_pd, DNNL_ARG_SRC), CZ_MIRROR_IN)) != CZ_OK ||
-        (st = cz_mirror_init(&s->dst, &y_md, y->data, arg_md(s->fwd_pd, DNNL_ARG_DST), CZ_MIRROR_OUT)) != CZ_OK)
+        (st = cz_mirror_init(&s->src, &data_md, x->data, cz_dnnl_arg_md(s->fwd_pd, DNNL_ARG_SRC), CZ_MIRROR_IN)) != CZ_OK ||
+        (st = cz_mirror_init(&s->dst, &y_md, y->data, cz_dnnl_arg_md(s->fwd_pd, DNNL_ARG_DST), CZ_MIRROR_OUT)) != CZ_OK)
         return st;
     /* Running statistics are read in place; batch ones land in scratch. */
     float *mean_data = s->running_stats ? rmean->data : NULL;
     float *var_data = s->running_stats ? rvar->data : NULL;
-    if ((st = cz_mirror_init(&s->mean, &c_md, mean_data, arg_md(s->fwd_pd, DNNL_ARG_MEAN), CZ_MIRROR_IN)) != CZ_OK ||
-        (st = cz_mirror_init(&s->variance, &c_md, var_data, arg_md(s->fwd_pd, DNNL_ARG_VARIANCE), CZ_MIRROR_IN)) != CZ_OK)
+    if ((st = cz_mirror_init(&s->mean, &c_md, mean_data, cz_dnnl_arg_md(s->fwd_pd, DNNL_ARG_MEAN), CZ_MIRROR_IN)) != CZ_OK ||
+        (st = cz_mirror_init(&s->variance, &c_md, var_data, cz_dnnl_arg_md(s->fwd_pd, DNNL_ARG_VARIANCE), CZ_MIRROR_IN)) != CZ_OK)
         return st;
     if (!s->running_stats) {
         void *mean_handle = NULL, *var_handle = NULL;
@@ -102,8 +96,8 @@ static cz_status bn_plan(cz_graph *g, cz_node *node)
         s->batch_var = var_handle;
     }
     if (s->affine &&
-        ((st = cz_mirror_init(&s->scale, &c_md, w->data, arg_md(s->fwd_pd, DNNL_ARG_SCALE), CZ_MIRROR_IN)) != CZ_OK ||
-         (st = cz_mirror_init(&s->shift, &c_md, b->data, arg_md(s->fwd_pd, DNNL_ARG_SHIFT), CZ_MIRROR_IN)) != CZ_OK))
+        ((st = cz_mirror_init(&s->scale, &c_md, w->data, cz_dnnl_arg_md(s->fwd_pd, DNNL_ARG_SCALE), CZ_MIRROR_IN)) != CZ_OK ||
+         (st = cz_mirror_init(&s->shift, &c_md, b->data, cz_dnnl_arg_md(s->fwd_pd, DNNL_ARG_SHIFT), CZ_MIRROR_IN)) != CZ_OK))
         return st;
     if (!training)
         return CZ_OK;
@@ -118,12 +112,12 @@ static cz_status bn_plan(cz_graph *g, cz_node *node)
         return st;
     /* Gradients nobody keeps (grad NULL: frozen, or x without one) go to
      * scratch. */
-    if ((st = cz_mirror_init(&s->diff_dst, &y_md, y->grad, arg_md(s->bwd_pd, DNNL_ARG_DIFF_DST), CZ_MIRROR_IN)) != CZ_OK ||
-        (st = cz_mirror_init(&s->diff_src, &data_md, x->grad, arg_md(s->bwd_pd, DNNL_ARG_DIFF_SRC), CZ_MIRROR_ACCUMULATE)) != CZ_OK)
+    if ((st = cz_mirror_init(&s->diff_dst, &y_md, y->grad, cz_dnnl_arg_md(s->bwd_pd, DNNL_ARG_DIFF_DST), CZ_MIRROR_IN)) != CZ_OK ||
+        (st = cz_mirror_init(&s->diff_src, &data_md, x->grad, cz_dnnl_arg_md(s->bwd_pd, DNNL_ARG_DIFF_SRC), CZ_MIRROR_ACCUMULATE)) != CZ_OK)
         return st;
     if (s->affine &&
-        ((st = cz_mirror_init(&s->diff_scale, &c_md, w->grad, arg_md(s->bwd_pd, DNNL_ARG_DIFF_SCALE), CZ_MIRROR_ACCUMULATE)) != CZ_OK ||
-         (st = cz_mirror_init(&s->diff_shift, &c_md, b->grad, arg_md(s->bwd_pd, DNNL_ARG_DIFF_SHIFT), CZ_MIRROR_ACCUMULATE)) != CZ_OK))
+        ((st = cz_mirror_init(&s->diff_scale, &c_md, w->grad, cz_dnnl_arg_md(s->bwd_pd, DNNL_ARG_DIFF_SCALE), CZ_MIRROR_ACCUMULATE)) != CZ_OK ||
+         (st = cz_mirror_init(&s->diff_shift, &c_md, b->grad, cz_dnnl_arg_md(s->bwd_pd, DNNL_ARG_DIFF_SHIFT), CZ_MIRROR_ACCUMULATE)) != CZ_OK))
         return st;
     return CZ_OK;
 }

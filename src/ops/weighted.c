@@ -1,37 +1,32 @@
 #include "ops/weighted.h"
 
-static const dnnl_memory_desc_t *arg_md(dnnl_primitive_desc_t pd, int arg)
-{
-    return dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, arg);
-}
-
 cz_status cz_weighted_bind(cz_weighted *p, const cz_node *node, const cz_weighted_layouts *ours)
 {
     const cz_tensor *x = node->in[0], *w = node->in[1], *b = node->n_in > 2 ? node->in[2] : NULL;
     const cz_tensor *y = node->out;
     cz_status st;
-    if ((st = cz_mirror_init(&p->src, &ours->x, x->data, arg_md(p->fwd_pd, DNNL_ARG_SRC), CZ_MIRROR_IN)) != CZ_OK ||
-        (st = cz_mirror_init(&p->weights, &ours->w, w->data, arg_md(p->fwd_pd, DNNL_ARG_WEIGHTS), CZ_MIRROR_IN)) != CZ_OK ||
-        (st = cz_mirror_init(&p->dst, &ours->y, y->data, arg_md(p->fwd_pd, DNNL_ARG_DST), CZ_MIRROR_OUT)) != CZ_OK)
+    if ((st = cz_mirror_init(&p->src, &ours->x, x->data, cz_dnnl_arg_md(p->fwd_pd, DNNL_ARG_SRC), CZ_MIRROR_IN)) != CZ_OK ||
+        (st = cz_mirror_init(&p->weights, &ours->w, w->data, cz_dnnl_arg_md(p->fwd_pd, DNNL_ARG_WEIGHTS), CZ_MIRROR_IN)) != CZ_OK ||
+        (st = cz_mirror_init(&p->dst, &ours->y, y->data, cz_dnnl_arg_md(p->fwd_pd, DNNL_ARG_DST), CZ_MIRROR_OUT)) != CZ_OK)
         return st;
-    if (b && (st = cz_mirror_init(&p->bias, &ours->b, b->data, arg_md(p->fwd_pd, DNNL_ARG_BIAS), CZ_MIRROR_IN)) != CZ_OK)
+    if (b && (st = cz_mirror_init(&p->bias, &ours->b, b->data, cz_dnnl_arg_md(p->fwd_pd, DNNL_ARG_BIAS), CZ_MIRROR_IN)) != CZ_OK)
         return st;
     /* Where a backward primitive wants what another already converted in
      * this step, the mirrors share it. */
     if (p->bwd_data_pd &&
-        ((st = cz_mirror_init(&p->bd_diff_dst, &ours->y, y->grad, arg_md(p->bwd_data_pd, DNNL_ARG_DIFF_DST), CZ_MIRROR_IN)) != CZ_OK ||
-         (st = cz_mirror_init_shared(&p->bd_weights, &p->weights, &ours->w, w->data, arg_md(p->bwd_data_pd, DNNL_ARG_WEIGHTS), CZ_MIRROR_IN)) != CZ_OK ||
-         (st = cz_mirror_init(&p->bd_diff_src, &ours->x, x->grad, arg_md(p->bwd_data_pd, DNNL_ARG_DIFF_SRC), CZ_MIRROR_ACCUMULATE)) != CZ_OK))
+        ((st = cz_mirror_init(&p->bd_diff_dst, &ours->y, y->grad, cz_dnnl_arg_md(p->bwd_data_pd, DNNL_ARG_DIFF_DST), CZ_MIRROR_IN)) != CZ_OK ||
+         (st = cz_mirror_init_shared(&p->bd_weights, &p->weights, &ours->w, w->data, cz_dnnl_arg_md(p->bwd_data_pd, DNNL_ARG_WEIGHTS), CZ_MIRROR_IN)) != CZ_OK ||
+         (st = cz_mirror_init(&p->bd_diff_src, &ours->x, x->grad, cz_dnnl_arg_md(p->bwd_data_pd, DNNL_ARG_DIFF_SRC), CZ_MIRROR_ACCUMULATE)) != CZ_OK))
         return st;
     if (p->bwd_weights_pd) {
-        if ((st = cz_mirror_init_shared(&p->bw_src, &p->src, &ours->x, x->data, arg_md(p->bwd_weights_pd, DNNL_ARG_SRC), CZ_MIRROR_IN)) != CZ_OK ||
-            (st = cz_mirror_init_shared(&p->bw_diff_dst, &p->bd_diff_dst, &ours->y, y->grad, arg_md(p->bwd_weights_pd, DNNL_ARG_DIFF_DST), CZ_MIRROR_IN)) != CZ_OK)
+        if ((st = cz_mirror_init_shared(&p->bw_src, &p->src, &ours->x, x->data, cz_dnnl_arg_md(p->bwd_weights_pd, DNNL_ARG_SRC), CZ_MIRROR_IN)) != CZ_OK ||
+            (st = cz_mirror_init_shared(&p->bw_diff_dst, &p->bd_diff_dst, &ours->y, y->grad, cz_dnnl_arg_md(p->bwd_weights_pd, DNNL_ARG_DIFF_DST), CZ_MIRROR_IN)) != CZ_OK)
             return st;
         /* A frozen weight or bias (grad NULL) gets scratch memory: the
          * primitive computes both, and the unwanted one is dropped. */
-        if ((st = cz_mirror_init(&p->bw_diff_weights, &ours->w, w->grad, arg_md(p->bwd_weights_pd, DNNL_ARG_DIFF_WEIGHTS), CZ_MIRROR_ACCUMULATE)) != CZ_OK)
+        if ((st = cz_mirror_init(&p->bw_diff_weights, &ours->w, w->grad, cz_dnnl_arg_md(p->bwd_weights_pd, DNNL_ARG_DIFF_WEIGHTS), CZ_MIRROR_ACCUMULATE)) != CZ_OK)
             return st;
-        if (b && (st = cz_mirror_init(&p->bw_diff_bias, &ours->b, b->grad, arg_md(p->bwd_weights_pd, DNNL_ARG_DIFF_BIAS), CZ_MIRROR_ACCUMULATE)) != CZ_OK)
+        if (b && (st = cz_mirror_init(&p->bw_diff_bias, &ours->b, b->grad, cz_dnnl_arg_md(p->bwd_weights_pd, DNNL_ARG_DIFF_BIAS), CZ_MIRROR_ACCUMULATE)) != CZ_OK)
             return st;
     }
     return CZ_OK;
