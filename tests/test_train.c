@@ -267,6 +267,29 @@ static void test_resume_after_kill(void)
           "resume with another batch size: %s", cz_last_error());
 }
 
+/* A run stopped in its second epoch has left the first epoch's generator. */
+static void test_generator_each_epoch(void)
+{
+    char out[400], path[600];
+    snprintf(out, sizeof out, "%s/epochs", root);
+    cz_train_options o;
+    base_options(&o, out);
+    o.stop_after_steps = 8; /* 6 steps an epoch: 24 photos, batch 4 */
+    CHECK(cz_train(&o) == CZ_OK, "stopped run: %s", cz_last_error());
+    snprintf(path, sizeof path, "%s/generator.safetensors", out);
+    cz_model *m = NULL;
+    CHECK(cz_model_load(path, &m) == CZ_OK, "no generator after the first epoch: %s", cz_last_error());
+    if (m) {
+        const char *steps = cz_model_metadata(m, "trained_steps");
+        const char *epochs = cz_model_metadata(m, "trained_epochs");
+        CHECK(steps && strcmp(steps, "6") == 0, "generator after epoch 1 says trained_steps %s",
+              steps ? steps : "(none)");
+        CHECK(epochs && strcmp(epochs, "1") == 0, "generator after epoch 1 says trained_epochs %s",
+              epochs ? epochs : "(none)");
+        cz_model_free(m);
+    }
+}
+
 static void test_nan_stops(void)
 {
     char out[400], path[600];
@@ -295,6 +318,7 @@ int main(void)
     make_photos();
     test_learns();
     test_resume_after_kill();
+    test_generator_each_epoch();
     test_nan_stops();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);

@@ -517,13 +517,14 @@ static void progress(const run *r, const step_losses *l, double images_per_s)
 
 static cz_status save_generator(run *r)
 {
-    char path[4200], steps[32], options[1024], seconds[32];
+    char path[4200], steps[32], epochs[32], options[1024], seconds[32];
     snprintf(path, sizeof path, "%s/generator.safetensors", r->opt->out_dir);
     snprintf(steps, sizeof steps, "%lld", (long long)r->pos.step);
     snprintf(seconds, sizeof seconds, "%.0f", r->pos.seconds);
     describe_options(r, options, sizeof options);
-    const char *meta[] = {"trained_steps", steps, "training_options", options, "training_data",
-                          r->opt->train_dir, "training_seconds", seconds,
+    snprintf(epochs, sizeof epochs, "%lld", (long long)r->pos.epoch);
+    const char *meta[] = {"trained_steps", steps, "trained_epochs", epochs, "training_options", options,
+                          "training_data", r->opt->train_dir, "training_seconds", seconds,
                           "discriminator", r->opt->discriminator.arch, NULL};
     cz_status st = cz_model_from_graph(r->gen_model, r->G);
     if (st == CZ_OK)
@@ -694,6 +695,10 @@ cz_status cz_train(const cz_train_options *o)
         remember(&r, &l, val_l1);
         if (st == CZ_OK && (b.last || r.pos.step == r.total_steps))
             write_plot(&r);
+        /* The generator of every finished epoch is ready to use (and to
+         * measure) while the run goes on. */
+        if (st == CZ_OK && b.last && r.pos.step < r.total_steps)
+            st = save_generator(&r);
 
         bool stopping = stop_requested || (o->stop_after_steps > 0 && steps_this_run >= o->stop_after_steps);
         if (st == CZ_OK && (stopping || r.pos.step == r.total_steps ||

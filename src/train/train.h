@@ -60,8 +60,9 @@ typedef struct {
 void cz_train_defaults(cz_train_options *opt);
 
 /* Runs (or resumes) a training run; returns when it is done, stopped by a
- * signal (after checkpointing), or failed. The final generator is written to
- * out_dir/generator.safetensors, loadable by `colorize --model`. */
+ * signal (after checkpointing), or failed. The generator is written to
+ * out_dir/generator.safetensors, loadable by `colorize --model`, after every
+ * epoch and at the end. */
 cz_status cz_train(const cz_train_options *opt);
 
 #endif
