@@ -29,9 +29,12 @@ asan_CFLAGS    := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
                   -fno-sanitize-recover=all
 
 define flavour
-build/$(1)/obj/%.o: %.c $$(wildcard include/*.h src/*/*.h tests/*.h)
+# -MMD: each object lists the headers it includes (obj/*.d), so a header
+# change rebuilds only what uses it; an object without its list is rebuilt.
+build/$(1)/obj/%.o: %.c build/$(1)/obj/%.d
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CPPFLAGS) $$(WARN) $$($(1)_CFLAGS) $$(OMP) -c $$< -o $$@
+	$$(CC) $$(CPPFLAGS) $$(WARN) $$($(1)_CFLAGS) $$(OMP) -MMD -MP -c $$< -o $$@
+$(patsubst %.c,build/$(1)/obj/%.d,$(SRC) $(TESTS) $(BENCH)):
 
 build/$(1)/libcolorize.a: $$(LIBSRC:%.c=build/$(1)/obj/%.o)
 	@rm -f $$@
@@ -50,11 +53,12 @@ build/$(1)/bench/%: build/$(1)/obj/bench/%.o build/$(1)/libcolorize.a
 endef
 $(eval $(call flavour,release))
 $(eval $(call flavour,asan))
+-include $(shell find build -name '*.d' 2>/dev/null)
 
 TEST_BINS = $(TESTS:tests/%.c=build/$(1)/tests/%)
 
 .PHONY: all setup deps weights test test-release test-asan bench clean
-.SECONDARY:
+.PRECIOUS: build/%.o
 
 # The README's first command: everything a fresh Debian 12 machine needs.
 setup: deps
