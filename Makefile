@@ -6,6 +6,9 @@ CC      ?= gcc
 CFLAGS  ?= -O2 -g
 WARN    := -std=c11 -Wall -Wextra -Werror -Wno-unused-parameter
 CPPFLAGS := -D_GNU_SOURCE -Iinclude -Isrc
+# The built-in model, unpacked by `make model` (include/colorize.h).
+DEFAULT_MODEL := $(CURDIR)/cache/models/default.safetensors
+CPPFLAGS += -DCZ_DEFAULT_MODEL='"$(DEFAULT_MODEL)"'
 OMP     := -fopenmp
 LIBS    := -ldnnl -ljpeg -lpng -ljansson -lm
 LIBS    += -lmicrohttpd -lsqlite3

@@ -116,10 +116,15 @@ typedef struct {
                   AVX512-BF16, colours differ slightly); default fp32 */
 } cz_colorizer_options;
 
+/* The built-in model's file: $COLORIZE_MODEL if set, else the one `make
+ * model` unpacks from models/default.safetensors into the source tree's
+ * cache/models/ (the path is compiled in). */
+const char *cz_default_model_path(void);
+
 /* Loads a generator from a model file (safetensors, as written by training)
  * and builds its inference graph at the chosen size. model_path NULL means
- * the built-in model; none is installed yet, so that fails with
- * CZ_ERR_INVALID. Fails with CZ_ERR_IO / CZ_ERR_FORMAT naming the file if it
+ * the built-in model (CZ_ERR_IO naming the path if it is not installed).
+ * Fails with CZ_ERR_IO / CZ_ERR_FORMAT naming the file if it
  * is unreadable, truncated, corrupt, of the wrong architecture (a
  * discriminator, say), or lacks a tensor or has one of the wrong shape;
  * CZ_ERR_INVALID for a size the architecture cannot take. */

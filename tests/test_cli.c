@@ -256,6 +256,15 @@ static void test_single(void)
     expect_image("miss/gray.jpg", 120, 90, 3, 8);
     free(err);
 
+    /* Without --model: the built-in model, which $COLORIZE_MODEL names. */
+    setenv("COLORIZE_MODEL", model, 1);
+    rc = colorize("in/gray.jpg -o builtin.png -v", NULL, &err);
+    CHECK(rc == 0 && contains(err, model), "the built-in model: exit %d:\n%s", rc,
+          err ? err : "");
+    expect_image("builtin.png", 120, 90, 3, 8);
+    unsetenv("COLORIZE_MODEL");
+    free(err);
+
     /* The pixel limit. */
     snprintf(args, sizeof args, "in/gray.jpg -o big.png --max-pixels 1000 --model %s", model);
     rc = colorize(args, NULL, &err);
@@ -285,7 +294,9 @@ static void test_usage(void)
     CHECK(rc == 0 && contains(out, "usage:"), "-h: exit %d", rc);
     free(out);
 
-    /* Bad usage: exit 2, a message on stderr, nothing written. */
+    /* Bad usage: exit 2, a message on stderr, nothing written. The
+     * built-in model is one that is not there. */
+    setenv("COLORIZE_MODEL", path_in("not-installed.safetensors"), 1);
     static const struct {
         const char *args, *message;
     } bad[] = {
@@ -309,7 +320,7 @@ static void test_usage(void)
         {"in/gray.jpg -d d --precision fp16", "fp32 or bf16"},
         {"in/gray.jpg -d d --model", "needs a value"},
         {"in/gray.jpg -d d -s", "needs a value"},
-        {"in/gray.jpg -d d", "no built-in model is installed yet; pass --model FILE"},
+        {"in/gray.jpg -d d", "the built-in model is not installed"},
         {"in/gray.jpg -d d --model nowhere.safetensors", "nowhere.safetensors"},
         {"in/gray.jpg -d d --model in/gray.jpg", "in/gray.jpg"},
         {"in/gray.jpg -d d --model trunc.safetensors", "trunc.safetensors"},
@@ -326,6 +337,7 @@ static void test_usage(void)
     }
     CHECK(access(path_in("d"), F_OK) != 0 && access(path_in("a.jpg"), F_OK) != 0,
           "bad usage wrote something");
+    unsetenv("COLORIZE_MODEL");
 }
 
 /* Runs colorize with stderr on a pseudo-terminal and returns what it drew. */

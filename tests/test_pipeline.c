@@ -335,9 +335,23 @@ static void test_options(void)
     opt.size = -32;
     CHECK(cz_colorizer_load(model_path, &opt, &cz) == CZ_ERR_INVALID, "size -32");
 
-    CHECK(cz_colorizer_load(NULL, NULL, &cz) == CZ_ERR_INVALID && cz == NULL,
-          "no built-in model yet");
-    CHECK(strstr(cz_last_error(), "built-in"), "message: %s", cz_last_error());
+    /* The built-in model: the file $COLORIZE_MODEL names, else the one
+     * compiled in; a missing one is named. */
+    setenv("COLORIZE_MODEL", "/nonexistent/default.safetensors", 1);
+    CHECK(cz_colorizer_load(NULL, NULL, &cz) == CZ_ERR_IO && cz == NULL,
+          "a missing built-in model loaded");
+    CHECK(strstr(cz_last_error(), "built-in") &&
+              strstr(cz_last_error(), "/nonexistent/default.safetensors"),
+          "message: %s", cz_last_error());
+    setenv("COLORIZE_MODEL", model_path, 1);
+    CHECK(cz_colorizer_load(NULL, NULL, &cz) == CZ_OK && cz, "built-in model: %s",
+          cz_last_error());
+    cz_colorizer_free(cz);
+    cz = (cz_colorizer *)tmpdir;
+    unsetenv("COLORIZE_MODEL");
+    CHECK(strcmp(cz_default_model_path(), CZ_DEFAULT_MODEL) == 0 &&
+              strstr(cz_default_model_path(), "cache/models/default.safetensors"),
+          "the compiled-in default is %s", cz_default_model_path());
     CHECK(cz_colorizer_load(model_path, NULL, NULL) == CZ_ERR_INVALID, "NULL out");
 
     /* Other sizes: the unet pads odd sides inside, so any multiple of 32

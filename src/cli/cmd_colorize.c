@@ -661,12 +661,6 @@ int cz_cmd_colorize(int argc, char **argv)
             p.skip_ino = st.st_ino;
         }
     }
-    if (!opt.model) {
-        fprintf(stderr, "colorize: no built-in model is installed yet; pass "
-                        "--model FILE (a generator saved by training)\n");
-        return EXIT_USAGE;
-    }
-
     double t0 = now();
     cz_colorizer_options copt = {.size = opt.size, .bf16 = opt.bf16};
     cz_colorizer *cz = NULL;
@@ -678,7 +672,8 @@ int cz_cmd_colorize(int argc, char **argv)
         cz_colorizer_info info;
         cz_colorizer_get_info(cz, &info);
         say("model %s: %s, %.1fM parameters, network at %dx%d (trained at "
-            "%d), %s, %d threads, loaded in %.2f s", opt.model, info.arch,
+            "%d), %s, %d threads, loaded in %.2f s",
+            opt.model ? opt.model : cz_default_model_path(), info.arch,
             (double)info.params / 1e6, info.size, info.size,
             info.trained_size, info.bf16 ? "bf16" : "fp32",
             omp_get_max_threads(), now() - t0);

@@ -11,6 +11,8 @@ int cz_cmd_eval(int argc, char **argv);     /* metrics against the originals */
 int cz_cmd_turing(int argc, char **argv);   /* Turing test: serve, report */
 int cz_cmd_classify(int argc, char **argv); /* ImageNet classification check */
 int cz_cmd_info(int argc, char **argv);     /* describe model files */
+int cz_cmd_pack(int argc, char **argv);     /* generator -> compact shipped file */
+int cz_cmd_unpack(int argc, char **argv);   /* compact file -> whole generator */
 int cz_cmd_import_keras(int argc, char **argv); /* Keras ResNet50 -> model file */
 
 #endif

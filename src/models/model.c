@@ -312,7 +312,7 @@ static cz_status set_meta(cz_model *m, const char *key, const char *value)
 /* The metadata keys that spell out the spec (and the two we derive). */
 static const char *const spec_keys[] = {"format", "arch", "width", "size", "freeze_encoder",
                                         "encoder_layout", "encoder_width", "classes",
-                                        "no_dropout", "params"};
+                                        "no_dropout", "params", CZ_PACKED_WITHOUT_KEY};
 #define N_SPEC_KEYS (int)(sizeof spec_keys / sizeof *spec_keys)
 #define FORMAT_NAME "colorize-model-1"
 
@@ -559,7 +559,9 @@ done:
     return status;
 }
 
-cz_status cz_model_load(const char *path, cz_model **out)
+/* Loads a model file; a packed one (pack.c) only if allow_packed, with the
+ * tensors it leaves out zero. */
+static cz_status load(const char *path, bool allow_packed, cz_model **out)
 {
     if (!path || !out)
         return cz_fail(CZ_ERR_INVALID, "cz_model_load: NULL argument");
@@ -575,23 +577,35 @@ cz_status cz_model_load(const char *path, cz_model **out)
         status = model_alloc(&spec, &m);
     if (status != CZ_OK)
         goto done;
+    const char *omitted = cz_safetensors_metadata(st, CZ_PACKED_WITHOUT_KEY);
+    if (omitted && !allow_packed) {
+        status = cz_fail(CZ_ERR_FORMAT,
+                         "%s is a packed model without its '%s*' tensors: unpack it first "
+                         "(`colorize unpack %s -o FULL.safetensors`, or `make model` for the "
+                         "built-in one)",
+                         path, omitted, path);
+        goto done;
+    }
     names = malloc((size_t)m->n * sizeof *names);
     if (!names) {
         status = cz_fail(CZ_ERR_NOMEM, "%s: out of memory", path);
         goto done;
     }
+    int n_stored = 0;
     for (int i = 0; i < m->n; i++)
-        names[i] = m->t[i].name;
-    status = cz_safetensors_check_names(st, names, m->n);
+        if (!omitted || strncmp(m->t[i].name, omitted, strlen(omitted)) != 0)
+            names[n_stored++] = m->t[i].name;
+    status = cz_safetensors_check_names(st, names, n_stored);
     if (status != CZ_OK) {
         char why[512]; /* cz_fail overwrites cz_last_error's buffer */
         snprintf(why, sizeof why, "%s", cz_last_error());
         status = cz_fail(status, "%s (a '%s' model)", why, m->spec.arch);
         goto done;
     }
-    for (int i = 0; i < m->n && status == CZ_OK; i++)
-        status = cz_safetensors_read_f32(st, m->t[i].name, m->t[i].shape, m->t[i].ndim,
-                                         m->t[i].data);
+    for (int i = 0; i < n_stored && status == CZ_OK; i++) {
+        cz_model_tensor *t = cz_model_find(m, names[i]);
+        status = cz_safetensors_read_f32(st, t->name, t->shape, t->ndim, t->data);
+    }
     if (status == CZ_OK)
         status = extra_meta_from_file(m, path);
 done:
@@ -604,6 +618,9 @@ done:
     *out = m;
     return CZ_OK;
 }
+
+cz_status cz_model_load(const char *path, cz_model **out) { return load(path, false, out); }
+cz_status cz_model_load_part(const char *path, cz_model **out) { return load(path, true, out); }
 
 cz_status cz_model_save(const cz_model *m, const char *path, const char *const *extra_meta)
 {

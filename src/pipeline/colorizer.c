@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/error.h"
 #include "engine/graph.h"
@@ -22,6 +23,12 @@ struct cz_colorizer {
     cz_tensor *y;    /* output: a*b* / 110, [1, 2, size, size] */
     float *ab;       /* the prediction scaled to a*b*: a plane then b plane */
 };
+
+const char *cz_default_model_path(void)
+{
+    const char *env = getenv("COLORIZE_MODEL");
+    return env && *env ? env : CZ_DEFAULT_MODEL;
+}
 
 void cz_colorizer_free(cz_colorizer *cz)
 {
@@ -79,10 +86,14 @@ cz_status cz_colorizer_load(const char *model_path,
     if (!out)
         return cz_fail(CZ_ERR_INVALID, "cz_colorizer_load: out is NULL");
     *out = NULL;
-    if (!model_path)
-        return cz_fail(CZ_ERR_INVALID,
-                       "no built-in model is installed yet; give the path of "
-                       "a model file");
+    if (!model_path) {
+        model_path = cz_default_model_path();
+        if (access(model_path, F_OK) != 0)
+            return cz_fail(CZ_ERR_IO,
+                           "the built-in model is not installed: %s does not "
+                           "exist (`make model` in the colorize source folder "
+                           "unpacks it, or give a model file)", model_path);
+    }
     const int size = opt ? opt->size : 0;
     if (size != 0 && (size < CZ_SIZE_MULTIPLE || size > CZ_MAX_SIZE ||
                       size % CZ_SIZE_MULTIPLE != 0))
