@@ -267,7 +267,8 @@ static void test_resume_after_kill(void)
           "resume with another batch size: %s", cz_last_error());
 }
 
-/* A run stopped in its second epoch has left the first epoch's generator. */
+/* A run stopped in its second epoch has left the first epoch's generator;
+ * --stop-at-epoch stops a run at an epoch's end. */
 static void test_generator_each_epoch(void)
 {
     char out[400], path[600];
@@ -288,6 +289,23 @@ static void test_generator_each_epoch(void)
               epochs ? epochs : "(none)");
         cz_model_free(m);
     }
+
+    /* --stop-at-epoch: the run stops at the end of epoch 2 (step 12 of
+     * 18), checkpointed, and a second call has nothing left to do. */
+    o.stop_after_steps = 0;
+    o.steps = 18;
+    o.stop_at_epoch = 2;
+    char stop_dir[400];
+    snprintf(stop_dir, sizeof stop_dir, "%s/stop-at-epoch", root);
+    o.out_dir = stop_dir;
+    CHECK(cz_train(&o) == CZ_OK, "run to epoch 2: %s", cz_last_error());
+    snprintf(path, sizeof path, "%s/checkpoints/step-00000012.safetensors", stop_dir);
+    CHECK(exists(path), "no checkpoint at the end of epoch 2");
+    snprintf(path, sizeof path, "%s/checkpoints/step-00000013.safetensors", stop_dir);
+    CHECK(!exists(path), "the run went on past epoch 2");
+    o.resume = true;
+    CHECK(cz_train(&o) == CZ_OK, "resume at the limit: %s", cz_last_error());
+    CHECK(!exists(path), "a resumed run went on past epoch 2");
 }
 
 static void test_nan_stops(void)

@@ -648,7 +648,8 @@ cz_status cz_train(const cz_train_options *o)
     double last_checkpoint = now_seconds(), started = now_seconds(), base_seconds = r.pos.seconds;
     double images_per_s = 0;
     int64_t steps_this_run = 0;
-    while (st == CZ_OK && r.pos.step < r.total_steps) {
+    while (st == CZ_OK && r.pos.step < r.total_steps &&
+           !(o->stop_at_epoch > 0 && r.pos.epoch >= o->stop_at_epoch)) {
         double t0 = now_seconds();
         cz_batch b;
         st = cz_loader_next(r.loader, &b);
@@ -700,7 +701,8 @@ cz_status cz_train(const cz_train_options *o)
         if (st == CZ_OK && b.last && r.pos.step < r.total_steps)
             st = save_generator(&r);
 
-        bool stopping = stop_requested || (o->stop_after_steps > 0 && steps_this_run >= o->stop_after_steps);
+        bool stopping = stop_requested || (o->stop_after_steps > 0 && steps_this_run >= o->stop_after_steps) ||
+                        (o->stop_at_epoch > 0 && r.pos.epoch >= o->stop_at_epoch);
         if (st == CZ_OK && (stopping || r.pos.step == r.total_steps ||
                             t1 - last_checkpoint >= 60.0 * o->checkpoint_minutes)) {
             fflush(r.log);
@@ -715,6 +717,9 @@ cz_status cz_train(const cz_train_options *o)
     }
     if (st == CZ_OK && r.pos.step == r.total_steps)
         st = save_generator(&r);
+    else if (st == CZ_OK && steps_this_run == 0 && !o->quiet)
+        fprintf(stderr, "nothing to do: %lld epochs are done (--stop-at-epoch %d)\n",
+                (long long)r.pos.epoch, o->stop_at_epoch);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     free_run(&r);

@@ -53,6 +53,7 @@ typedef struct {
     bool resume;               /* continue from the newest checkpoint in out_dir */
     int sample_rows;           /* validation photos in each epoch's grid */
     bool quiet;                /* no progress line */
+    int stop_at_epoch;         /* stop (as if signalled) once this many epochs are done; 0 never */
     int64_t stop_after_steps;  /* testing aid: stop (as if signalled) after this many steps */
 } cz_train_options;
 
