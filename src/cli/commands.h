@@ -8,6 +8,7 @@
 int cz_cmd_colorize(int argc, char **argv); /* the default: colour photos */
 int cz_cmd_train(int argc, char **argv);    /* GAN training from a folder of photos */
 int cz_cmd_eval(int argc, char **argv);     /* metrics against the originals */
+int cz_cmd_grid(int argc, char **argv);     /* comparison picture of models */
 int cz_cmd_turing(int argc, char **argv);   /* Turing test: serve, report */
 int cz_cmd_classify(int argc, char **argv); /* ImageNet classification check */
 int cz_cmd_info(int argc, char **argv);     /* describe model files */

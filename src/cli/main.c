@@ -15,6 +15,7 @@ static const command commands[] = {
     {"colorize", cz_cmd_colorize, "colour photos (the default: `colorize IN... -d DIR`)"},
     {"train", cz_cmd_train, "train a generator and a discriminator on a folder of photos"},
     {"eval", cz_cmd_eval, "measure colourised photos against the originals"},
+    {"grid", cz_cmd_grid, "a comparison picture: input | each model | truth, a row a photo"},
     {"turing", cz_cmd_turing, "the colourisation Turing test: serve it, report fool rates"},
     {"classify", cz_cmd_classify, "ImageNet top-5 of photos with a resnet50 model (--eval DIR)"},
     {"info", cz_cmd_info, "architecture, parameters and metadata of model files"},

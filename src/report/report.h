@@ -17,7 +17,8 @@
  *    example, three columns -- grayscale input | generated | ground truth --
  *    under a header of column titles and an optional caption line
  *    ("epoch 3, step 12000"), with CZ_GRID_GUTTER white pixels around and
- *    between the cells.
+ *    between the cells. The same layout takes any number of columns of
+ *    ready-made cells (`colorize grid`: input | one per model | truth).
  *
  * Both exist as *_render (to an 8-bit RGB cz_image) and *_write (render, then
  * cz_image_save, which replaces the file atomically). Text uses a built-in
@@ -93,8 +94,28 @@ cz_status cz_grid_write(const char *path, int n_rows, int size,
                         const float *L, const float *ab_pred,
                         const float *ab_true, const char *caption);
 
-/* Where cell (row, col) lies; col 0 input, 1 generated, 2 ground truth. */
+/* Where cell (row, col) lies; in cz_grid_render's grids col 0 is the input,
+ * 1 generated, 2 ground truth. The layout depends on size and on whether
+ * there is a caption, never on the titles or the number of columns. */
 cz_rect cz_grid_cell(int size, const char *caption, int row, int col);
+
+/* Renders n_rows x n_cols cells to a new RGB image under a header of column
+ * titles: cells[r * n_cols + c] is the 8-bit RGB size x size image of row r,
+ * column c; titles[c] names column c (NULL leaves it untitled; a title too
+ * wide for the cell is drawn smaller, then cut). caption may be NULL or ""
+ * for none. Fails with CZ_ERR_INVALID for NULL arguments, counts or size
+ * below 1 or a cell of another shape, CZ_ERR_TOO_LARGE for a picture over
+ * CZ_IMAGE_DEFAULT_MAX_PIXELS, CZ_ERR_NOMEM if memory runs out. */
+cz_status cz_grid_render_columns(int n_rows, int n_cols, int size,
+                                 const char *const *titles,
+                                 const cz_image *const *cells,
+                                 const char *caption, cz_image **out);
+
+/* The width and height of such a grid, with the same CZ_ERR_INVALID and
+ * CZ_ERR_TOO_LARGE checks, so a caller can refuse one before making its
+ * cells. */
+cz_status cz_grid_dimensions(int n_rows, int n_cols, int size,
+                             const char *caption, int *width, int *height);
 
 /* ---- Private to src/report: the bitmap font (plot_font.c) --------------- */
 
