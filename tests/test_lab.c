@@ -10,6 +10,7 @@
 #include "check.h"
 #include "image/image.h"
 #include "image/lab.h"
+#include "image/lab_pixel.h"
 
 /* The bar for agreement with skimage, in L*a*b* units and in RGB. */
 #define LAB_TOL 1e-3
@@ -270,6 +271,106 @@ done:
     free(lab);
 }
 
+/* cz_image_to_lightness is cz_image_to_lab_planes' L*, bit for bit, for
+ * every channel count and depth (8-bit gray through its table: every value). */
+static void test_lightness(void)
+{
+    const int w = 301, h = 7;
+    const size_t n = (size_t)w * h;
+    float *L = malloc(n * sizeof *L), *ref = malloc(3 * n * sizeof *ref);
+    CHECK(L && ref, "allocation");
+    if (!L || !ref)
+        goto done;
+    for (int depth = 8; depth <= 16; depth += 8)
+        for (int ch = 1; ch <= 4; ch++) {
+            cz_image *img = pattern_image(w, h, ch, depth);
+            if (!img)
+                continue;
+            if (depth == 8 && ch == 1) /* every 8-bit gray value */
+                for (size_t i = 0; i < 256; i++)
+                    ((uint8_t *)img->data)[i] = (uint8_t)i;
+            CHECK(cz_image_to_lightness(img, L) == CZ_OK, "%s", cz_last_error());
+            CHECK(cz_image_to_lab_planes(img, ref, ref + n, ref + 2 * n) == CZ_OK,
+                  "%s", cz_last_error());
+            CHECK(memcmp(L, ref, n * sizeof *L) == 0,
+                  "%dch %dbit: L* alone differs from cz_image_to_lab_planes' L*",
+                  ch, depth);
+            cz_image_free(img);
+        }
+    CHECK(cz_image_to_lightness(NULL, L) == CZ_ERR_INVALID, "NULL image");
+done:
+    free(L);
+    free(ref);
+}
+
+static float float_of_bits(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static unsigned srgb8_reference(float v)
+{
+    return (uint8_t)srgb_sample(v, 255.0f);
+}
+
+/* The 8-bit companding table against powf: around each of its 255 steps
+ * (a few float ulps either side), at every bucket edge, on every 61st float
+ * of [0, 1] (17 million of them; the whole of [0, 1] was checked once when
+ * the table was written), outside [0, 1], and on NaN and infinities. */
+static void test_srgb8_table(void)
+{
+    cz_srgb8_table t;
+    cz_srgb8_table_init(&t);
+    long wrong = 0, tried = 0;
+    float first_wrong = 0.0f;
+#define TRY(v)                                                                \
+    do {                                                                      \
+        float v_ = (v);                                                       \
+        tried++;                                                              \
+        if (srgb8_sample(&t, v_) != srgb8_reference(v_) && wrong++ == 0)     \
+            first_wrong = v_;                                                 \
+    } while (0)
+    double closest = 1.0;
+    for (int k = 1; k <= 255; k++) {
+        CHECK(srgb8_reference(t.threshold[k]) >= (unsigned)k &&
+                  srgb8_reference(nextafterf(t.threshold[k], -1.0f)) < (unsigned)k,
+              "step %d is not at %a", k, t.threshold[k]);
+        if (k > 1)
+            closest = fmin(closest, (double)t.threshold[k] - t.threshold[k - 1]);
+        float v = t.threshold[k];
+        for (int i = 0; i < 4; i++) {
+            TRY(v);
+            v = nextafterf(v, -1.0f);
+        }
+        v = t.threshold[k];
+        for (int i = 0; i < 4; i++) {
+            v = nextafterf(v, 2.0f);
+            TRY(v);
+        }
+    }
+    /* The lookup adds at most one step per bucket. */
+    CHECK(closest > 1.0 / SRGB8_BUCKETS, "steps %g apart, buckets %g wide",
+          closest, 1.0 / SRGB8_BUCKETS);
+    for (int i = 0; i <= SRGB8_BUCKETS; i++) {
+        float v = (float)i / (float)SRGB8_BUCKETS;
+        TRY(v);
+        TRY(nextafterf(v, -1.0f));
+        TRY(nextafterf(v, 2.0f));
+    }
+    for (uint32_t u = 0; u <= 0x3f800000u; u += 61)
+        TRY(float_of_bits(u));
+    const float specials[] = {-0.0f, -1e-30f, -0.5f, -INFINITY, 1.0f, 1.0000001f,
+                              1.5f, 1e30f, INFINITY, NAN, -NAN};
+    for (size_t i = 0; i < sizeof specials / sizeof *specials; i++)
+        TRY(specials[i]);
+#undef TRY
+    CHECK(wrong == 0, "%ld of %ld values companded differently from powf, "
+          "the first %a", wrong, tried, first_wrong);
+    printf("8-bit companding table: %ld values as powf gives them\n", tried);
+}
+
 static void test_invalid_args(void)
 {
     float p[3];
@@ -468,6 +569,8 @@ int main(void)
     for (int depth = 8; depth <= 16; depth += 8)
         for (int ch = 1; ch <= 4; ch++)
             test_planes(ch, depth);
+    test_lightness();
+    test_srgb8_table();
     test_invalid_args();
     test_big_scan();
     test_resize_torch();

@@ -13,75 +13,12 @@
 
 #include "base/error.h"
 #include "image/lab.h"
-
-/* sRGB companding, IEC 61966-2-1, with skimage's thresholds. */
-#define SRGB_DECODE_THRESHOLD 0.04045f  /* encoded value below which it is linear */
-#define SRGB_ENCODE_THRESHOLD 0.0031308f /* linear value below which it is linear */
-#define SRGB_SLOPE 12.92f
-#define SRGB_OFFSET 0.055f
-#define SRGB_GAMMA 2.4f
-
-/* CIE f(t) = cbrt(t) above LAB_EPSILON, LAB_KAPPA * t + 16/116 below; its
- * inverse switches at LAB_F_THRESHOLD = f(LAB_EPSILON) (skimage's 0.2068966). */
-#define LAB_EPSILON 0.008856f
-#define LAB_KAPPA 7.787f
-#define LAB_F_THRESHOLD 0.2068966f
-#define LAB_F_OFFSET (16.0f / 116.0f)
-
-/* D65 white, 2-degree observer: skimage's illuminants["D65"]["2"]. */
-#define WHITE_X 0.95047
-#define WHITE_Y 1.0
-#define WHITE_Z 1.08883
-
-/* skimage's xyz_from_rgb, each row divided by its white component. */
-static const float rgb_to_xyzn[3][3] = {
-    {(float)(0.412453 / WHITE_X), (float)(0.357580 / WHITE_X), (float)(0.180423 / WHITE_X)},
-    {(float)(0.212671 / WHITE_Y), (float)(0.715160 / WHITE_Y), (float)(0.072169 / WHITE_Y)},
-    {(float)(0.019334 / WHITE_Z), (float)(0.119193 / WHITE_Z), (float)(0.950227 / WHITE_Z)},
-};
-
-/* skimage's rgb_from_xyz = inv(xyz_from_rgb) (float64, printed to 17
- * digits), each column multiplied by its white component. */
-static const float xyzn_to_rgb[3][3] = {
-    {(float)(3.2404813432005266 * WHITE_X), (float)(-1.5371515162713183 * WHITE_Y), (float)(-0.4985363261688878 * WHITE_Z)},
-    {(float)(-0.9692549499965682 * WHITE_X), (float)(1.8759900014898907 * WHITE_Y), (float)(0.04155592655829284 * WHITE_Z)},
-    {(float)(0.055646639135177166 * WHITE_X), (float)(-0.20404133836651123 * WHITE_Y), (float)(1.0573110696453443 * WHITE_Z)},
-};
+#include "image/lab_pixel.h"
 
 /* Pixels per OpenMP work item: big enough to amortise scheduling, small
  * enough to balance. Chunks are fixed, so results never depend on the
  * number of threads (each pixel is computed alone anyway). */
 enum { LAB_CHUNK = 16384 };
-
-static inline float srgb_decode(float c)
-{
-    return c > SRGB_DECODE_THRESHOLD
-               ? powf((c + SRGB_OFFSET) / (1.0f + SRGB_OFFSET), SRGB_GAMMA)
-               : c / SRGB_SLOPE;
-}
-
-static inline float srgb_encode(float c)
-{
-    return c > SRGB_ENCODE_THRESHOLD
-               ? (1.0f + SRGB_OFFSET) * powf(c, 1.0f / SRGB_GAMMA) - SRGB_OFFSET
-               : c * SRGB_SLOPE;
-}
-
-static inline float lab_f(float t)
-{
-    return t > LAB_EPSILON ? cbrtf(t) : LAB_KAPPA * t + LAB_F_OFFSET;
-}
-
-static inline float lab_f_inverse(float f)
-{
-    return f > LAB_F_THRESHOLD ? f * f * f : (f - LAB_F_OFFSET) / LAB_KAPPA;
-}
-
-/* Clamp to [0, 1]; fmaxf returns 0 for a NaN, so NaN becomes 0. */
-static inline float clip01(float v)
-{
-    return fminf(fmaxf(v, 0.0f), 1.0f);
-}
 
 /* CIE 1976: L* = 116 f(Y) - 16, a* = 500 (f(X) - f(Y)), b* = 200 (f(Y) - f(Z)),
  * with X, Y, Z relative to the white point. */
@@ -103,18 +40,48 @@ static inline float linear_gray_to_L(float y)
     return 116.0f * lab_f(y) - 16.0f;
 }
 
+/* L* alone, exactly as linear_rgb_to_lab computes it. */
+static inline float linear_rgb_to_L(float r, float g, float b)
+{
+    const float (*m)[3] = rgb_to_xyzn;
+    return 116.0f * lab_f(m[1][0] * r + m[1][1] * g + m[1][2] * b) - 16.0f;
+}
+
 static inline void lab_to_srgb_pixel(float L, float a, float b, float *out)
 {
-    float fy = (L + 16.0f) / 116.0f;
-    float fx = a / 500.0f + fy;
-    float fz = fy - b / 200.0f;
-    if (fz < 0.0f)
-        fz = 0.0f; /* skimage clips Z < 0 (it warns; we cannot) */
-    float x = lab_f_inverse(fx), y = lab_f_inverse(fy), z = lab_f_inverse(fz);
-    const float (*m)[3] = xyzn_to_rgb;
-    out[0] = clip01(srgb_encode(m[0][0] * x + m[0][1] * y + m[0][2] * z));
-    out[1] = clip01(srgb_encode(m[1][0] * x + m[1][1] * y + m[1][2] * z));
-    out[2] = clip01(srgb_encode(m[2][0] * x + m[2][1] * y + m[2][2] * z));
+    float r, g, bl;
+    lab_to_linear_rgb(L, a, b, &r, &g, &bl);
+    out[0] = clip01(srgb_encode(r));
+    out[1] = clip01(srgb_encode(g));
+    out[2] = clip01(srgb_encode(bl));
+}
+
+void cz_srgb8_table_init(cz_srgb8_table *t)
+{
+    /* Non-negative floats are ordered as their bit patterns, so each step
+     * is found by bisecting the patterns of [0, 1]. */
+    const uint32_t one = 0x3f800000u;
+    for (int k = 1; k <= 255; k++) {
+        uint32_t lo = 0, hi = one; /* sample(lo) < k <= sample(hi) */
+        while (hi - lo > 1) {
+            uint32_t mid = lo + (hi - lo) / 2;
+            union { uint32_t u; float f; } v = {.u = mid};
+            if ((uint8_t)srgb_sample(v.f, 255.0f) >= k)
+                hi = mid;
+            else
+                lo = mid;
+        }
+        union { uint32_t u; float f; } v = {.u = hi};
+        t->threshold[k] = v.f;
+    }
+    t->threshold[0] = 0.0f;
+    t->threshold[256] = INFINITY;
+    for (int i = 0, k = 0; i <= SRGB8_BUCKETS; i++) {
+        float v = (float)i / (float)SRGB8_BUCKETS;
+        while (k < 255 && v >= t->threshold[k + 1])
+            k++;
+        t->first[i] = k;
+    }
 }
 
 void cz_srgb_to_lab(const float *rgb, float *lab, size_t n_pixels)
@@ -155,18 +122,16 @@ static cz_status check_image(const cz_image *img, const char *fn)
     return CZ_OK;
 }
 
-cz_status cz_image_to_lab_planes(const cz_image *img, float *L, float *a,
-                                 float *b)
+/* L*, and a*, b* unless a is NULL, of every pixel of img (checked). */
+static void image_to_lab(const cz_image *img, float *L, float *a, float *b)
 {
-    cz_status s = check_image(img, "cz_image_to_lab_planes");
-    if (s != CZ_OK)
-        return s;
-    if (!L || !a || !b)
-        return cz_fail(CZ_ERR_INVALID, "cz_image_to_lab_planes: NULL plane");
-    /* Every 8-bit sample is one of 256 values: decode each once. */
-    float lin8[256];
-    for (int v = 0; v < 256; v++)
+    /* Every 8-bit sample is one of 256 values: decode each once, and for
+     * gray take L* itself from a table. */
+    float lin8[256], gray8[256];
+    for (int v = 0; v < 256; v++) {
         lin8[v] = srgb_decode((float)v / 255.0f);
+        gray8[v] = linear_gray_to_L(lin8[v]);
+    }
 
     const int W = img->width, H = img->height, C = img->channels;
     const int gray = C <= 2;
@@ -174,8 +139,17 @@ cz_status cz_image_to_lab_planes(const cz_image *img, float *L, float *a,
     const uint16_t *p16 = img->data;
 #pragma omp parallel for schedule(static)
     for (int y = 0; y < H; y++) {
+        const size_t row = (size_t)y * (size_t)W;
+        if (gray && img->depth == 8) {
+            for (int x = 0; x < W; x++)
+                L[row + (size_t)x] = gray8[p8[(row + (size_t)x) * (size_t)C]];
+            if (a)
+                for (int x = 0; x < W; x++)
+                    a[row + (size_t)x] = b[row + (size_t)x] = 0.0f;
+            continue;
+        }
         for (int x = 0; x < W; x++) {
-            size_t i = (size_t)y * (size_t)W + (size_t)x;
+            size_t i = row + (size_t)x;
             size_t s0 = i * (size_t)C;
             float lin[3];
             for (int c = 0; c < (gray ? 1 : 3); c++)
@@ -184,17 +158,41 @@ cz_status cz_image_to_lab_planes(const cz_image *img, float *L, float *a,
                              : srgb_decode((float)p16[s0 + c] / 65535.0f);
             if (gray) {
                 L[i] = linear_gray_to_L(lin[0]);
-                a[i] = 0.0f;
-                b[i] = 0.0f;
-            } else {
+                if (a)
+                    a[i] = b[i] = 0.0f;
+            } else if (a) {
                 float lab[3];
                 linear_rgb_to_lab(lin[0], lin[1], lin[2], lab);
                 L[i] = lab[0];
                 a[i] = lab[1];
                 b[i] = lab[2];
+            } else {
+                L[i] = linear_rgb_to_L(lin[0], lin[1], lin[2]);
             }
         }
     }
+}
+
+cz_status cz_image_to_lab_planes(const cz_image *img, float *L, float *a,
+                                 float *b)
+{
+    cz_status s = check_image(img, "cz_image_to_lab_planes");
+    if (s != CZ_OK)
+        return s;
+    if (!L || !a || !b)
+        return cz_fail(CZ_ERR_INVALID, "cz_image_to_lab_planes: NULL plane");
+    image_to_lab(img, L, a, b);
+    return CZ_OK;
+}
+
+cz_status cz_image_to_lightness(const cz_image *img, float *L)
+{
+    cz_status s = check_image(img, "cz_image_to_lightness");
+    if (s != CZ_OK)
+        return s;
+    if (!L)
+        return cz_fail(CZ_ERR_INVALID, "cz_image_to_lightness: NULL plane");
+    image_to_lab(img, L, NULL, NULL);
     return CZ_OK;
 }
 
@@ -211,7 +209,9 @@ cz_status cz_lab_planes_to_image(const float *L, const float *a,
                        "cz_lab_planes_to_image: output has %d channels; it "
                        "needs 3 (RGB) or 4 (RGBA)", out->channels);
     const int W = out->width, H = out->height, C = out->channels;
-    const float full = out->depth == 8 ? 255.0f : 65535.0f;
+    cz_srgb8_table t8;
+    if (out->depth == 8)
+        cz_srgb8_table_init(&t8);
     uint8_t *p8 = out->data;
     uint16_t *p16 = out->data;
 #pragma omp parallel for schedule(static)
@@ -219,14 +219,13 @@ cz_status cz_lab_planes_to_image(const float *L, const float *a,
         for (int x = 0; x < W; x++) {
             size_t i = (size_t)y * (size_t)W + (size_t)x;
             float rgb[3];
-            lab_to_srgb_pixel(L[i], a[i], b[i], rgb);
+            lab_to_linear_rgb(L[i], a[i], b[i], &rgb[0], &rgb[1], &rgb[2]);
             for (int c = 0; c < 3; c++) {
-                /* rgb is in [0, 1], so this rounds to nearest in range. */
-                float v = rgb[c] * full + 0.5f;
                 if (out->depth == 8)
-                    p8[i * (size_t)C + (size_t)c] = (uint8_t)v;
+                    p8[i * (size_t)C + (size_t)c] = srgb8_sample(&t8, rgb[c]);
                 else
-                    p16[i * (size_t)C + (size_t)c] = (uint16_t)v;
+                    p16[i * (size_t)C + (size_t)c] =
+                        (uint16_t)srgb_sample(rgb[c], 65535.0f);
             }
         }
     }

@@ -37,9 +37,15 @@ void cz_lab_to_srgb(const float *lab, float *rgb, size_t n_pixels);
 cz_status cz_image_to_lab_planes(const cz_image *img, float *L, float *a,
                                  float *b);
 
+/* The L* plane alone, bit-identical to cz_image_to_lab_planes' L (8-bit
+ * gray: one table lookup a pixel). */
+cz_status cz_image_to_lightness(const cz_image *img, float *L);
+
 /* Writes the RGB samples of out (3 or 4 channels, depth 8 or 16) from
  * L*, a*, b* planes of out's size, rounding to nearest; alpha is left as it
- * is, so a caller can load RGBA, recolour it and keep the transparency. */
+ * is, so a caller can load RGBA, recolour it and keep the transparency. The
+ * samples are those of cz_lab_to_srgb's floats; 8-bit ones are companded
+ * through a table of the 255 steps instead of powf (lab_pixel.h). */
 cz_status cz_lab_planes_to_image(const float *L, const float *a,
                                  const float *b, cz_image *out);
 
