@@ -7,6 +7,7 @@
  * message naming the file. */
 #include <errno.h>
 #include <math.h>
+#include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include "check.h"
 #include "image/image.h"
 #include "image/lab.h"
+#include "image/lab_pixel.h"
 #include "io/safetensors.h"
 #include "pipeline/pipeline.h"
 #include "pipeline_util.h"
@@ -185,6 +187,160 @@ static void test_recombine(void)
     cz_image_free(gray);
     free(as);
     free(bs);
+}
+
+/* ---- The fused recombination against a scalar reference ----------------- */
+
+/* The gamut fit as it was first written, one pixel at a time with branches
+ * (recombine.c now bisects packed pixels side by side in vector loops): the
+ * same constants, the same float operations, so the same results. */
+static bool reference_inside(float L, float a, float b)
+{
+    float fy = (L + 16.0f) / 116.0f;
+    float fx = a / 500.0f + fy;
+    float fz = fy - b / 200.0f;
+    if (!(fz >= 0.0f))
+        return false;
+    float xyz[3] = {lab_f_inverse(fx), lab_f_inverse(fy), lab_f_inverse(fz)};
+    for (int c = 0; c < 3; c++) {
+        const float *m = xyzn_to_rgb[c];
+        float v = m[0] * xyz[0] + m[1] * xyz[1] + m[2] * xyz[2];
+        if (!(v >= -2e-6f && v <= 1.0f + 1e-4f))
+            return false;
+    }
+    return true;
+}
+
+static void reference_fit(float L, float *a, float *b)
+{
+    if (reference_inside(L, *a, *b))
+        return;
+    float lo = 0.0f, hi = 1.0f;
+    for (int i = 0; i < 12; i++) {
+        float mid = 0.5f * (lo + hi);
+        if (reference_inside(L, mid * *a, mid * *b))
+            lo = mid;
+        else
+            hi = mid;
+    }
+    *a *= lo;
+    *b *= lo;
+}
+
+/* cz_fit_gamut against the scalar fit, bit for bit, on more pixels than
+ * one chunk (and enough to run in parallel). */
+static void test_fit_gamut_reference(void)
+{
+    const size_t n = 70001;
+    float *L = malloc(n * sizeof *L), *a = malloc(n * sizeof *a),
+          *b = malloc(n * sizeof *b), *ra = malloc(n * sizeof *ra),
+          *rb = malloc(n * sizeof *rb);
+    if (!L || !a || !b || !ra || !rb)
+        abort();
+    for (size_t i = 0; i < n; i++) {
+        L[i] = i % 97 == 0 ? (i % 2 ? 100.0f : 0.0f) : 100.0f * frand();
+        ra[i] = a[i] = 240.0f * frand() - 120.0f;
+        rb[i] = b[i] = 240.0f * frand() - 120.0f;
+    }
+    cz_fit_gamut(L, a, b, n);
+    size_t differ = 0, moved = 0;
+    for (size_t i = 0; i < n; i++) {
+        float a0 = ra[i], b0 = rb[i];
+        reference_fit(L[i], &ra[i], &rb[i]);
+        moved += ra[i] != a0 || rb[i] != b0;
+        differ += memcmp(&a[i], &ra[i], sizeof *a) != 0 ||
+                  memcmp(&b[i], &rb[i], sizeof *b) != 0;
+    }
+    CHECK(differ == 0, "cz_fit_gamut differs from the scalar fit on %zu of %zu "
+          "pixels", differ, n);
+    CHECK(moved > n / 4, "only %zu of %zu colours needed fitting", moved, n);
+    free(L), free(a), free(b), free(ra), free(rb);
+}
+
+/* cz_recombine (upsampling, fit and conversion fused in one pass, rows in
+ * parallel, 8-bit samples companded through a table) against the steps one
+ * by one on whole planes with nothing shared but the resizer: the scalar
+ * fit above, cz_lab_to_srgb's floats (powf), rounded to nearest. Odd sizes
+ * and network sizes, 3 and 4 channels, 8 and 16 bits, 1 thread and all:
+ * the samples must be identical (the bar is 1 unit; there is no reason for
+ * any). */
+static void test_recombine_reference(void)
+{
+    const struct { int W, H, N, C, depth; } cases[] = {
+        {4001, 9, 37, 3, 8},  {9, 301, 37, 4, 8},  {333, 257, 32, 3, 8},
+        {257, 333, 64, 4, 16}, {640, 481, 224, 3, 8}, {97, 3001, 32, 3, 16},
+        {40, 40, 64, 3, 8}, /* under twice the network's size: whole planes */
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        const int W = cases[k].W, H = cases[k].H, N = cases[k].N;
+        const int C = cases[k].C, depth = cases[k].depth;
+        const size_t n = (size_t)W * (size_t)H, nn = (size_t)N * (size_t)N;
+        const float full = depth == 8 ? 255.0f : 65535.0f;
+        float *L = malloc(n * sizeof *L), *a = malloc(n * sizeof *a),
+              *b = malloc(n * sizeof *b), *lab = malloc(3 * n * sizeof *lab),
+              *as = malloc(nn * sizeof *as), *bs = malloc(nn * sizeof *bs);
+        cz_image *got = cz_image_new(W, H, C, depth);
+        cz_image *one = cz_image_new(W, H, C, depth);
+        if (!L || !a || !b || !lab || !as || !bs || !got || !one)
+            abort();
+        /* The network's range of a*b*, smooth with noise, so that the
+         * upsampled colours cross the gamut's edge everywhere. */
+        for (int i = 0; i < N; i++)
+            for (int j = 0; j < N; j++) {
+                as[(size_t)i * N + j] = 100.0f * sinf(0.3f * (float)j) * cosf(0.2f * (float)i) +
+                                        20.0f * frand() - 10.0f;
+                bs[(size_t)i * N + j] = 110.0f * sinf(0.25f * (float)(i + j)) +
+                                        20.0f * frand() - 10.0f;
+            }
+        for (size_t i = 0; i < n; i++)
+            L[i] = i % 53 == 0 ? (i % 2 ? 100.0f : 0.0f) : 100.0f * frand();
+
+        CHECK(cz_recombine(L, as, bs, N, got) == CZ_OK, "%s", cz_last_error());
+        int threads = omp_get_max_threads();
+        omp_set_num_threads(1);
+        CHECK(cz_recombine(L, as, bs, N, one) == CZ_OK, "%s", cz_last_error());
+        omp_set_num_threads(threads);
+        size_t bytes = n * (size_t)C * (size_t)(depth / 8);
+        CHECK(memcmp(got->data, one->data, bytes) == 0,
+              "%dx%d from %d: 1 thread and %d differ", W, H, N, threads);
+
+        CHECK(cz_resize_bilinear_f32(as, N, N, a, W, H) == CZ_OK, "resize");
+        CHECK(cz_resize_bilinear_f32(bs, N, N, b, W, H) == CZ_OK, "resize");
+        size_t fitted = 0;
+        for (size_t i = 0; i < n; i++) {
+            float a0 = a[i];
+            reference_fit(L[i], &a[i], &b[i]);
+            fitted += a[i] != a0;
+            lab[3 * i] = L[i];
+            lab[3 * i + 1] = a[i];
+            lab[3 * i + 2] = b[i];
+        }
+        cz_lab_to_srgb(lab, lab, n);
+        unsigned worst = 0;
+        size_t differ = 0, at = 0;
+        for (size_t i = 0; i < n; i++)
+            for (int c = 0; c < 3; c++) {
+                unsigned want = (unsigned)(lab[3 * i + c] * full + 0.5f);
+                size_t s = i * (size_t)C + (size_t)c;
+                unsigned have = depth == 8 ? ((uint8_t *)got->data)[s]
+                                           : ((uint16_t *)got->data)[s];
+                unsigned d = want > have ? want - have : have - want;
+                if (d) {
+                    differ++;
+                    at = i;
+                }
+                worst = d > worst ? d : worst;
+            }
+        CHECK(differ == 0 && worst <= 1,
+              "%dx%d, %d channels, %d bits, from %dx%d: %zu samples differ from "
+              "the reference, by up to %u (one at pixel %zu)",
+              W, H, C, depth, N, N, differ, worst, at);
+        CHECK(fitted > n / 8, "%dx%d: only %zu of %zu pixels needed fitting", W,
+              H, fitted, n);
+        free(L), free(a), free(b), free(lab), free(as), free(bs);
+        cz_image_free(got);
+        cz_image_free(one);
+    }
 }
 
 /* ---- End to end ----------------------------------------------------------- */
@@ -647,6 +803,8 @@ int main(void)
     test_luminance_plane();
     test_fit_gamut();
     test_recombine();
+    test_fit_gamut_reference();
+    test_recombine_reference();
     if (make_tiny_model(model_path, "unet", 1) == 0) {
         test_colorize();
         test_options();

@@ -7,9 +7,10 @@
  *         --cz_recombine--> a*b* upsampled bilinearly to full size, fitted
  *           into the sRGB gamut at the original L*, converted to sRGB.
  *
- * Full-resolution a*b* planes are never held: cz_recombine and
- * cz_luminance_plane work in strips of rows, so memory beyond the input, the
- * output and the L* plane is a few megabytes whatever the photo's size.
+ * Full-resolution a*b* planes are never held: cz_recombine upsamples, fits
+ * and converts one row at a time (rows in parallel), so memory beyond the
+ * input, the output and the L* plane is a few rows' worth whatever the
+ * photo's size.
  */
 #ifndef CZ_PIPELINE_PIPELINE_H
 #define CZ_PIPELINE_PIPELINE_H
@@ -38,7 +39,8 @@ void cz_fit_gamut(const float *L, float *a, float *b, size_t n);
  * from the full-resolution L (out's size) and a*b* predicted at N x N:
  * a*b* are resized to out's size exactly as cz_resize_bilinear_f32 would
  * (PyTorch's bilinear, align_corners=False), fitted into the gamut
- * (cz_fit_gamut) and converted with cz_lab_planes_to_image. */
+ * (cz_fit_gamut) and converted with cz_lab_planes_to_image, all in one pass:
+ * the samples are bit-identical to those three steps on whole planes. */
 cz_status cz_recombine(const float *L, const float *a_small,
                        const float *b_small, int N, cz_image *out);
 

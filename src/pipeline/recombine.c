@@ -1,38 +1,22 @@
 /* The full-resolution steps of the inference path: L* of the photo, and the
- * recombination of the network's a*b* with it. Both run in strips of rows so
- * that no full-resolution a*b* plane is ever allocated, with OpenMP over the
- * rows of a strip; every pixel is computed alone, so results do not depend on
- * the thread count. */
-#include <math.h>
+ * recombination of the network's a*b* with it. The recombination is one pass
+ * over the photo, rows in parallel with OpenMP: each row's a*b* are
+ * interpolated, fitted into the gamut and converted to samples in buffers of
+ * a few rows' size, so no full-resolution a*b* plane is ever allocated. Every
+ * pixel is computed alone, so results do not depend on the thread count. */
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
+
+#include <omp.h>
 
 #include "base/error.h"
 #include "image/image.h"
 #include "image/lab.h"
+#include "image/lab_pixel.h"
 #include "pipeline/pipeline.h"
 
-/* Rows per strip: enough work for every thread, small enough that a strip's
- * a*b* of a 6000-pixel-wide scan (2 x 128 x 6000 floats) is 6 MB. */
-enum { STRIP_ROWS = 128 };
-
 /* ---- The sRGB gamut in CIELab ------------------------------------------ */
-
-/* These constants must be those of image/lab.c's Lab -> sRGB conversion
- * (skimage's): the gamut test below is that conversion stopped before its
- * final clip. tests/test_pipeline.c checks that fitted colours convert
- * without changing L*. */
-#define LAB_KAPPA 7.787f
-#define LAB_F_THRESHOLD 0.2068966f
-#define LAB_F_OFFSET (16.0f / 116.0f)
-#define WHITE_X 0.95047
-#define WHITE_Y 1.0
-#define WHITE_Z 1.08883
-static const float xyzn_to_rgb[3][3] = {
-    {(float)(3.2404813432005266 * WHITE_X), (float)(-1.5371515162713183 * WHITE_Y), (float)(-0.4985363261688878 * WHITE_Z)},
-    {(float)(-0.9692549499965682 * WHITE_X), (float)(1.8759900014898907 * WHITE_Y), (float)(0.04155592655829284 * WHITE_Z)},
-    {(float)(0.055646639135177166 * WHITE_X), (float)(-0.20404133836651123 * WHITE_Y), (float)(1.0573110696453443 * WHITE_Z)},
-};
 
 /* How far outside [0, 1] a linear RGB component may stray and still count as
  * inside, for float rounding: the matrix maps white to 1 + 1e-5. Clipping
@@ -43,68 +27,108 @@ static const float xyzn_to_rgb[3][3] = {
 /* Bisection steps for the chroma scale: 12 halvings put it within 1/4096 of
  * the gamut's edge, far finer than 8-bit samples can show. */
 enum { GAMUT_STEPS = 12 };
+/* Pixels cz_fit_gamut fits at a time: its buffers live on the stack. */
+enum { FIT_CHUNK = 512 };
 
-static inline float lab_f_inverse(float f)
+static inline int in_range(float v)
 {
-    return f > LAB_F_THRESHOLD ? f * f * f : (f - LAB_F_OFFSET) / LAB_KAPPA;
+    return (v >= -GAMUT_SLACK_LOW) & (v <= 1.0f + GAMUT_SLACK_HIGH);
 }
 
-static inline bool inside_gamut(float L, float a, float b)
+/* Whether (L*, a*, b*) converts without clipping, given fy = (L* + 16) / 116
+ * and y = f^-1(fy): lab_pixel.h's conversion stopped before its clips (a
+ * negative Z, which it would clip and so move L*, is outside; NaN too).
+ * Branch-free, for loops gcc vectorizes. */
+static inline bool inside_gamut(float fy, float y, float a, float b)
 {
-    float fy = (L + 16.0f) / 116.0f;
     float fx = a / 500.0f + fy;
     float fz = fy - b / 200.0f;
-    if (!(fz >= 0.0f)) /* lab.c clips Z here, which would move L*; NaN too */
-        return false;
-    float x = lab_f_inverse(fx), y = lab_f_inverse(fy), z = lab_f_inverse(fz);
-    for (int c = 0; c < 3; c++) {
-        const float *m = xyzn_to_rgb[c];
-        float v = m[0] * x + m[1] * y + m[2] * z;
-        if (!(v >= -GAMUT_SLACK_LOW && v <= 1.0f + GAMUT_SLACK_HIGH))
-            return false;
-    }
-    return true;
+    float r, g, bl;
+    xyzn_to_linear_rgb(lab_f_inverse(fx), y, lab_f_inverse(fz), &r, &g, &bl);
+    return (fz >= 0.0f) & in_range(r) & in_range(g) & in_range(bl);
 }
 
-static inline void fit_pixel(float L, float *a, float *b)
+/* Pixels found outside the gamut, packed: fy = (L* + 16) / 116, y its
+ * f^-1, a*, b*; lo and hi are scratch. */
+typedef struct {
+    int n;
+    float *fy, *y, *a, *b, *lo, *hi;
+} fit_list;
+
+/* Scales each (a[j], b[j]) of the list towards (0, 0): gray at L* is inside
+ * for L* in [0, 100], so the chroma scale is bisected between it (lo) and
+ * the colour (hi). The pixels are bisected side by side, one vectorized loop
+ * per step. */
+CZ_VECTOR_CLONES
+static void fit_outside(fit_list *l)
 {
-    if (inside_gamut(L, *a, *b))
-        return;
-    /* Gray at L* is inside for L* in [0, 100]: bisect the chroma scale
-     * between it (lo) and the prediction (hi). */
-    float lo = 0.0f, hi = 1.0f;
-    for (int i = 0; i < GAMUT_STEPS; i++) {
-        float mid = 0.5f * (lo + hi);
-        if (inside_gamut(L, mid * *a, mid * *b))
-            lo = mid;
-        else
-            hi = mid;
+    const int n = l->n;
+    const float *fy = l->fy, *y = l->y;
+    float *a = l->a, *b = l->b, *lo = l->lo, *hi = l->hi;
+    for (int j = 0; j < n; j++) {
+        lo[j] = 0.0f;
+        hi[j] = 1.0f;
     }
-    *a *= lo;
-    *b *= lo;
+    for (int step = 0; step < GAMUT_STEPS; step++) {
+#pragma omp simd
+        for (int j = 0; j < n; j++) {
+            float mid = 0.5f * (lo[j] + hi[j]);
+            bool ok = inside_gamut(fy[j], y[j], mid * a[j], mid * b[j]);
+            lo[j] = select_float(ok, mid, lo[j]);
+            hi[j] = select_float(ok, hi[j], mid);
+        }
+    }
+#pragma omp simd
+    for (int j = 0; j < n; j++) {
+        a[j] *= lo[j];
+        b[j] *= lo[j];
+    }
+}
+
+/* cz_fit_gamut on n <= FIT_CHUNK pixels. */
+CZ_VECTOR_CLONES
+static void fit_chunk(const float *L, float *a, float *b, int n)
+{
+    float fy[FIT_CHUNK], y[FIT_CHUNK];
+    float cfy[FIT_CHUNK], cy[FIT_CHUNK], ca[FIT_CHUNK], cb[FIT_CHUNK];
+    float lo[FIT_CHUNK], hi[FIT_CHUNK];
+    int at[FIT_CHUNK];
+    bool inside[FIT_CHUNK];
+#pragma omp simd
+    for (int i = 0; i < n; i++) {
+        fy[i] = (L[i] + 16.0f) / 116.0f;
+        y[i] = lab_f_inverse(fy[i]);
+        inside[i] = inside_gamut(fy[i], y[i], a[i], b[i]);
+    }
+    fit_list l = {0, cfy, cy, ca, cb, lo, hi};
+    for (int i = 0; i < n; i++) {
+        if (inside[i])
+            continue;
+        at[l.n] = i;
+        cfy[l.n] = fy[i];
+        cy[l.n] = y[i];
+        ca[l.n] = a[i];
+        cb[l.n] = b[i];
+        l.n++;
+    }
+    fit_outside(&l);
+    for (int j = 0; j < l.n; j++) {
+        a[at[j]] = ca[j];
+        b[at[j]] = cb[j];
+    }
 }
 
 void cz_fit_gamut(const float *L, float *a, float *b, size_t n)
 {
-    const long long N = (long long)n;
-#pragma omp parallel for schedule(static) if (N > 65536)
-    for (long long i = 0; i < N; i++)
-        fit_pixel(L[i], &a[i], &b[i]);
+    const long long chunks = (long long)((n + FIT_CHUNK - 1) / FIT_CHUNK);
+#pragma omp parallel for schedule(static) if (chunks > 128)
+    for (long long c = 0; c < chunks; c++) {
+        size_t i = (size_t)c * FIT_CHUNK;
+        fit_chunk(L + i, a + i, b + i, (int)(n - i < FIT_CHUNK ? n - i : FIT_CHUNK));
+    }
 }
 
 /* ---- L* of the photo ----------------------------------------------------- */
-
-/* A view of rows [y0, y0 + rows) of img, sharing its samples. */
-static cz_image rows_of(const cz_image *img, int y0, int rows)
-{
-    size_t row_bytes;
-    cz_image_size(img->width, img->height, img->channels, img->depth,
-                  &row_bytes, NULL);
-    cz_image view = *img;
-    view.height = rows;
-    view.data = (unsigned char *)img->data + (size_t)y0 * row_bytes;
-    return view;
-}
 
 cz_status cz_luminance_plane(const cz_image *img, float *L)
 {
@@ -112,23 +136,7 @@ cz_status cz_luminance_plane(const cz_image *img, float *L)
         !cz_image_size(img->width, img->height, img->channels, img->depth,
                        NULL, NULL))
         return cz_fail(CZ_ERR_INVALID, "cz_luminance_plane: invalid image");
-    const int W = img->width, H = img->height;
-    const int rows = H < STRIP_ROWS ? H : STRIP_ROWS;
-    /* cz_image_to_lab_planes also gives a* and b*; they go to a strip-sized
-     * scratch and are dropped, since only L* of the photo is kept. */
-    float *scratch = malloc(2 * (size_t)rows * (size_t)W * sizeof *scratch);
-    if (!scratch)
-        return cz_fail(CZ_ERR_NOMEM, "cz_luminance_plane: out of memory");
-    cz_status status = CZ_OK;
-    for (int y0 = 0; y0 < H && status == CZ_OK; y0 += rows) {
-        int n = H - y0 < rows ? H - y0 : rows;
-        cz_image strip = rows_of(img, y0, n);
-        status = cz_image_to_lab_planes(&strip, L + (size_t)y0 * (size_t)W,
-                                        scratch,
-                                        scratch + (size_t)rows * (size_t)W);
-    }
-    free(scratch);
-    return status;
+    return cz_image_to_lightness(img, L);
 }
 
 /* ---- Recombination ------------------------------------------------------- */
@@ -160,6 +168,155 @@ cleanup:
     return status;
 }
 
+/* Output rows per OpenMP work item: rows of one item share the small rows
+ * they interpolate between, which each thread keeps interpolated along x. */
+enum { ROWS_PER_TASK = 32 };
+
+/* One thread's buffers, each a row of W values. */
+typedef struct {
+    int key[2];        /* small rows held in xa, xb; -1 for none */
+    float *xa[2], *xb[2]; /* those rows of a*, b* interpolated along x */
+    float *a, *b, *fy, *y, *r, *g, *bl; /* this row: a*b*, (L+16)/116, f^-1 of
+                                           it, linear RGB */
+    bool *inside;
+    /* The pixels outside the gamut, packed: where, and their values. */
+    int *at;
+    float *ca, *cb, *cfy, *cy, *lo, *hi;
+} row_scratch;
+
+enum { SCRATCH_ROWS = 17 }; /* float rows in a row_scratch, `inside` aside */
+enum { CACHE_LINE = 64 };
+
+static void scratch_assign(row_scratch *s, float *mem, int W)
+{
+    float *rows[SCRATCH_ROWS];
+    for (int k = 0; k < SCRATCH_ROWS; k++)
+        rows[k] = mem + (size_t)k * (size_t)W;
+    *s = (row_scratch){
+        .key = {-1, -1},
+        .xa = {rows[0], rows[1]}, .xb = {rows[2], rows[3]},
+        .a = rows[4], .b = rows[5], .fy = rows[6], .y = rows[7],
+        .r = rows[8], .g = rows[9], .bl = rows[10],
+        .ca = rows[11], .cb = rows[12], .cfy = rows[13], .cy = rows[14],
+        .lo = rows[15], .hi = rows[16],
+    };
+}
+
+/* The slot of s holding small row i interpolated along x, or -1. */
+static int find_row(const row_scratch *s, int i)
+{
+    return s->key[0] == i ? 0 : s->key[1] == i ? 1 : -1;
+}
+
+/* Interpolates small row i of a*, b* along x into slot k. */
+static void fill_row(row_scratch *s, int k, int i, const float *a_small,
+                     const float *b_small, int N, const cz_tap *tx, int W)
+{
+    const float *pa = a_small + (size_t)i * (size_t)N;
+    const float *pb = b_small + (size_t)i * (size_t)N;
+    float *xa = s->xa[k], *xb = s->xb[k];
+    for (int x = 0; x < W; x++) {
+        const cz_tap u = tx[x];
+        xa[x] = pa[u.i0] * u.w0 + pa[u.i1] * u.w1;
+        xb[x] = pb[u.i0] * u.w0 + pb[u.i1] * u.w1;
+    }
+    s->key[k] = i;
+}
+
+/* One output row: its a*b* as cz_resize_bilinear_f32 gives them (along x,
+ * then along y), fitted as cz_fit_gamut fits them, converted as
+ * cz_lab_planes_to_image converts them. */
+CZ_VECTOR_CLONES
+static void recombine_row(row_scratch *s, const float *Lrow, cz_tap t,
+                          const float *a_small, const float *b_small, int N,
+                          const cz_tap *tx, const cz_srgb8_table *t8,
+                          cz_image *out, int y)
+{
+    const int W = out->width, C = out->channels;
+    int k0 = find_row(s, t.i0), k1 = find_row(s, t.i1);
+    if (k0 < 0) {
+        k0 = k1 == 0 ? 1 : 0;
+        fill_row(s, k0, t.i0, a_small, b_small, N, tx, W);
+    }
+    if (k1 < 0) {
+        k1 = t.i1 == t.i0 ? k0 : 1 - k0;
+        if (k1 != k0)
+            fill_row(s, k1, t.i1, a_small, b_small, N, tx, W);
+    }
+    const float *xa0 = s->xa[k0], *xa1 = s->xa[k1];
+    const float *xb0 = s->xb[k0], *xb1 = s->xb[k1];
+    float *ra = s->a, *rb = s->b, *rfy = s->fy, *ry = s->y;
+    float *r = s->r, *g = s->g, *bl = s->bl;
+    bool *inside = s->inside;
+#pragma omp simd
+    for (int x = 0; x < W; x++) {
+        float a = xa0[x] * t.w0 + xa1[x] * t.w1;
+        float b = xb0[x] * t.w0 + xb1[x] * t.w1;
+        float fy = (Lrow[x] + 16.0f) / 116.0f;
+        float yy = lab_f_inverse(fy);
+        lab_fy_to_linear_rgb(fy, a, b, &r[x], &g[x], &bl[x]);
+        /* Inside, the conversion clipped nothing: its RGB is the test's. */
+        inside[x] = (fy - b / 200.0f >= 0.0f) & in_range(r[x]) &
+                    in_range(g[x]) & in_range(bl[x]);
+        ra[x] = a;
+        rb[x] = b;
+        rfy[x] = fy;
+        ry[x] = yy;
+    }
+    /* Pack the pixels outside (branch-free: at[m] is written for every
+     * pixel, kept for those outside), fit them, convert them again. */
+    int *at = s->at, m = 0;
+    for (int x = 0; x < W; x++) {
+        at[m] = x;
+        m += !inside[x];
+    }
+    float *ca = s->ca, *cb = s->cb, *cfy = s->cfy, *cy = s->cy;
+#pragma omp simd
+    for (int j = 0; j < m; j++) {
+        ca[j] = ra[at[j]];
+        cb[j] = rb[at[j]];
+        cfy[j] = rfy[at[j]];
+        cy[j] = ry[at[j]];
+    }
+    fit_list l = {m, cfy, cy, ca, cb, s->lo, s->hi};
+    fit_outside(&l);
+    /* The fitted colours' RGB, packed, in buffers the fit is done with. */
+    float *cr = s->lo, *cg = s->hi, *cbl = cy;
+#pragma omp simd
+    for (int j = 0; j < m; j++)
+        lab_fy_to_linear_rgb(cfy[j], ca[j], cb[j], &cr[j], &cg[j], &cbl[j]);
+#pragma omp simd
+    for (int j = 0; j < m; j++) {
+        r[at[j]] = cr[j];
+        g[at[j]] = cg[j];
+        bl[at[j]] = cbl[j];
+    }
+    const size_t base = (size_t)y * (size_t)W * (size_t)C;
+    if (out->depth == 8 && C == 3) {
+        uint8_t *p = (uint8_t *)out->data + base;
+#pragma omp simd
+        for (int x = 0; x < W; x++) {
+            p[3 * x] = srgb8_sample(t8, r[x]);
+            p[3 * x + 1] = srgb8_sample(t8, g[x]);
+            p[3 * x + 2] = srgb8_sample(t8, bl[x]);
+        }
+    } else if (out->depth == 8) {
+        uint8_t *p = (uint8_t *)out->data + base;
+        for (int x = 0; x < W; x++, p += C) {
+            p[0] = srgb8_sample(t8, r[x]);
+            p[1] = srgb8_sample(t8, g[x]);
+            p[2] = srgb8_sample(t8, bl[x]);
+        }
+    } else {
+        uint16_t *p = (uint16_t *)out->data + base;
+        for (int x = 0; x < W; x++, p += C) {
+            p[0] = (uint16_t)srgb_sample(r[x], 65535.0f);
+            p[1] = (uint16_t)srgb_sample(g[x], 65535.0f);
+            p[2] = (uint16_t)srgb_sample(bl[x], 65535.0f);
+        }
+    }
+}
+
 cz_status cz_recombine(const float *L, const float *a_small,
                        const float *b_small, int N, cz_image *out)
 {
@@ -172,54 +329,50 @@ cz_status cz_recombine(const float *L, const float *a_small,
     if ((long long)N > 2LL * W || (long long)N > 2LL * H)
         return recombine_small(L, a_small, b_small, N, out);
 
-    const int rows = H < STRIP_ROWS ? H : STRIP_ROWS;
-    const size_t strip = (size_t)rows * (size_t)W;
+    const int threads = omp_get_max_threads();
+    /* Per thread: SCRATCH_ROWS rows of floats, a row of ints and of bools. */
+    const size_t row_bytes = SCRATCH_ROWS * sizeof(float) + sizeof(int) +
+                             sizeof(bool) + CACHE_LINE;
+    if ((size_t)W > SIZE_MAX / row_bytes / (size_t)threads)
+        return cz_fail(CZ_ERR_TOO_LARGE, "cz_recombine: %d pixels a row are "
+                       "too many", W);
+    size_t per_thread = (size_t)W * (SCRATCH_ROWS * sizeof(float) +
+                                     sizeof(int) + sizeof(bool));
+    /* Whole cache lines: every thread's floats aligned, none shared. */
+    per_thread = (per_thread + CACHE_LINE - 1) / CACHE_LINE * CACHE_LINE;
     cz_status status = CZ_OK;
     cz_tap *tx = malloc((size_t)W * sizeof *tx);
     cz_tap *ty = malloc((size_t)H * sizeof *ty);
-    float *a = malloc(2 * strip * sizeof *a);
-    if (!tx || !ty || !a) {
+    row_scratch *scratch = malloc((size_t)threads * sizeof *scratch);
+    unsigned char *mem = aligned_alloc(CACHE_LINE, (size_t)threads * per_thread);
+    if (!tx || !ty || !scratch || !mem) {
         status = cz_fail(CZ_ERR_NOMEM, "cz_recombine: out of memory");
         goto cleanup;
     }
-    float *b = a + strip;
-    /* The taps of cz_resize_bilinear_f32, so strips equal whole planes. */
+    for (int k = 0; k < threads; k++) {
+        unsigned char *p = mem + (size_t)k * per_thread;
+        scratch_assign(&scratch[k], (float *)p, W);
+        p += (size_t)W * SCRATCH_ROWS * sizeof(float);
+        scratch[k].at = (int *)p;
+        scratch[k].inside = (bool *)(p + (size_t)W * sizeof(int));
+    }
+    /* The taps of cz_resize_bilinear_f32, so rows equal whole planes. */
     cz_linear_taps(N, W, (float)N / (float)W, tx);
     cz_linear_taps(N, H, (float)N / (float)H, ty);
+    cz_srgb8_table t8;
+    if (out->depth == 8)
+        cz_srgb8_table_init(&t8);
 
-    for (int y0 = 0; y0 < H && status == CZ_OK; y0 += rows) {
-        const int n = H - y0 < rows ? H - y0 : rows;
-#pragma omp parallel for schedule(static)
-        for (int r = 0; r < n; r++) {
-            const cz_tap t = ty[y0 + r];
-            const float *a0 = a_small + (size_t)t.i0 * (size_t)N;
-            const float *a1 = a_small + (size_t)t.i1 * (size_t)N;
-            const float *b0 = b_small + (size_t)t.i0 * (size_t)N;
-            const float *b1 = b_small + (size_t)t.i1 * (size_t)N;
-            const float *Lrow = L + (size_t)(y0 + r) * (size_t)W;
-            float *arow = a + (size_t)r * (size_t)W;
-            float *brow = b + (size_t)r * (size_t)W;
-            for (int x = 0; x < W; x++) {
-                const cz_tap u = tx[x];
-                /* cz_resize_bilinear_f32's order: along x, then along y. */
-                float top = a0[u.i0] * u.w0 + a0[u.i1] * u.w1;
-                float bottom = a1[u.i0] * u.w0 + a1[u.i1] * u.w1;
-                arow[x] = top * t.w0 + bottom * t.w1;
-                top = b0[u.i0] * u.w0 + b0[u.i1] * u.w1;
-                bottom = b1[u.i0] * u.w0 + b1[u.i1] * u.w1;
-                brow[x] = top * t.w0 + bottom * t.w1;
-            }
-            for (int x = 0; x < W; x++)
-                fit_pixel(Lrow[x], &arow[x], &brow[x]);
-        }
-        cz_image view = rows_of(out, y0, n);
-        status = cz_lab_planes_to_image(L + (size_t)y0 * (size_t)W, a, b,
-                                        &view);
-    }
+#pragma omp parallel for schedule(dynamic, ROWS_PER_TASK) num_threads(threads)
+    for (int y = 0; y < H; y++)
+        recombine_row(&scratch[omp_get_thread_num()],
+                      L + (size_t)y * (size_t)W, ty[y], a_small, b_small, N,
+                      tx, &t8, out, y);
 
 cleanup:
     free(tx);
     free(ty);
-    free(a);
+    free(scratch);
+    free(mem);
     return status;
 }
