@@ -313,14 +313,24 @@ cz_status cz_jpeg_write(FILE *f, const char *path, const cz_image *img,
     }
     jpeg_create_compress(&cinfo);
     jpeg_stdio_dest(&cinfo, f);
-    int gray = img->channels <= 2;
+    const int gray = img->channels <= 2;
+    /* 8-bit gray, RGB and RGBA rows go to libjpeg as they are (it skips
+     * RGBA's alpha itself); others are converted a row at a time. */
+    const bool direct = img->depth == 8 && img->channels != 2;
     cinfo.image_width = (JDIMENSION)img->width;
     cinfo.image_height = (JDIMENSION)img->height;
-    cinfo.input_components = gray ? 1 : 3;
-    cinfo.in_color_space = gray ? JCS_GRAYSCALE : JCS_RGB;
+    cinfo.input_components = gray ? 1 : direct && img->channels == 4 ? 4 : 3;
+    cinfo.in_color_space = gray ? JCS_GRAYSCALE
+                           : cinfo.input_components == 4 ? JCS_EXT_RGBX
+                                                         : JCS_RGB;
     jpeg_set_defaults(&cinfo);
     jpeg_set_quality(&cinfo, quality, TRUE);
-    cinfo.optimize_coding = TRUE;
+    /* The standard Huffman tables, not ones optimised for the picture: those
+     * need a second pass over every coefficient of the whole picture, held
+     * in memory (6 bytes a pixel in 4:4:4), which takes encoding from 0.13
+     * to 0.31 s at 12 megapixels to save about 7% of the file. The pixels
+     * are the same either way. */
+    cinfo.optimize_coding = FALSE;
     if (!gray && quality >= 90) {
         /* At high quality chroma subsampling is the largest loss left, and
          * it smears colour edges, which is exactly what we produce. */
@@ -329,24 +339,34 @@ cz_status cz_jpeg_write(FILE *f, const char *path, const cz_image *img,
     }
     jpeg_start_compress(&cinfo, TRUE);
 
-    size_t out_ch = (size_t)cinfo.input_components;
+    size_t in_ch = (size_t)img->channels;
+    size_t row_samples = (size_t)img->width * in_ch;
+    if (direct) {
+        for (int y = 0; y < img->height; y++) {
+            JSAMPROW r = (JSAMPROW)img->data + (size_t)y * row_samples;
+            jpeg_write_scanlines(&cinfo, &r, 1);
+        }
+        jpeg_finish_compress(&cinfo);
+        goto cleanup;
+    }
+    size_t out_ch = gray ? 1 : 3;
     row = malloc((size_t)img->width * out_ch);
     if (!row) {
         status = cz_fail(CZ_ERR_NOMEM, "%s: out of memory", path);
         goto cleanup;
     }
-    size_t in_ch = (size_t)img->channels;
     for (int y = 0; y < img->height; y++) {
-        size_t base = (size_t)y * (size_t)img->width * in_ch;
-        for (size_t x = 0; x < (size_t)img->width; x++) {
-            for (size_t c = 0; c < out_ch; c++) {
-                size_t i = base + x * in_ch + c;
-                row[x * out_ch + c] =
-                    img->depth == 8
-                        ? ((const uint8_t *)img->data)[i]
-                        : (uint8_t)((((const uint16_t *)img->data)[i] * 255u +
-                                     32767u) / 65535u);
-            }
+        size_t base = (size_t)y * row_samples;
+        if (img->depth == 8) {
+            const uint8_t *in = (const uint8_t *)img->data + base;
+            for (size_t x = 0; x < (size_t)img->width; x++)
+                row[x] = in[x * in_ch]; /* gray + alpha: the gray */
+        } else {
+            const uint16_t *in = (const uint16_t *)img->data + base;
+            for (size_t x = 0; x < (size_t)img->width; x++)
+                for (size_t c = 0; c < out_ch; c++)
+                    row[x * out_ch + c] =
+                        (uint8_t)((in[x * in_ch + c] * 255u + 32767u) / 65535u);
         }
         JSAMPROW r = row;
         jpeg_write_scanlines(&cinfo, &r, 1);
