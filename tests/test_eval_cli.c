@@ -311,7 +311,6 @@ static void test_options(void)
 
     static const char *const bad[] = {
         "--pred x",                         /* no --real */
-        "--real x",                         /* neither --model nor --pred */
         "--real x --pred y --model z",      /* both */
         "--real x --pred y --size 5",       /* below one SSIM window */
         "--real x --pred y --limit 0",
@@ -328,6 +327,17 @@ static void test_options(void)
     rc = eval("--help", &out, &err);
     CHECK(rc == 0 && contains(out, "--real DIR") && contains(out, "--pred DIR"),
           "--help: exit %d", rc);
+    free(out);
+    free(err);
+
+    /* Neither --model nor --pred: the built-in model, here one that is not
+     * installed, which is named. */
+    setenv("COLORIZE_MODEL", tmp_path("no-such-model.safetensors"), 1);
+    snprintf(args, sizeof args, "--real %s/real --out %s", fixtures, tmp_path("out7"));
+    rc = eval(args, &out, &err);
+    CHECK(rc == 2 && contains(err, "built-in model") && contains(err, "no-such-model"),
+          "no built-in model: exit %d, %s", rc, err ? err : "");
+    unsetenv("COLORIZE_MODEL");
     free(out);
     free(err);
 

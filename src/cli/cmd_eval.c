@@ -1,4 +1,4 @@
-/* `colorize eval --real DIR (--model FILE | --pred DIR)`: measures colourised
+/* `colorize eval --real DIR [--model FILE | --pred DIR]`: measures colourised
  * photos against their originals (docs/metrics.md), beside the grayscale
  * baseline, and writes per_image.csv, summary.json and report.html.
  *
@@ -95,7 +95,7 @@ static void say(const char *fmt, ...)
 static void usage(FILE *out)
 {
     fprintf(out,
-"usage: colorize eval --real DIR (--model FILE | --pred DIR) [options]\n"
+"usage: colorize eval --real DIR [--model FILE | --pred DIR] [options]\n"
 "\n"
 "Measures colourised photos against their originals: PSNR, SSIM, mean\n"
 "CIEDE2000, colourfulness and the a*b* AuC, each beside the grayscale\n"
@@ -104,6 +104,7 @@ static void usage(FILE *out)
 "\n"
 "  -r, --real DIR     the original colour photos (.jpg, .jpeg, .png)\n"
 "  -m, --model FILE   colour each original's L* with this model and compare\n"
+"                     (neither this nor --pred: the built-in model)\n"
 "  -p, --pred DIR     or compare these already coloured photos, paired with\n"
 "                     the originals by name (x.jpg may be x.png here)\n"
 "  -s, --size N       resize originals and predictions to N x N before\n"
@@ -407,8 +408,11 @@ int cz_cmd_eval(int argc, char **argv)
         return usage_error("unexpected argument '%s'", argv[optind]);
     if (!opt.real)
         return usage_error("--real DIR is required");
-    if (!opt.model == !opt.pred)
-        return usage_error("give exactly one of --model FILE and --pred DIR");
+    if (opt.model && opt.pred)
+        return usage_error("give one of --model FILE and --pred DIR, not both");
+    const bool builtin = !opt.model && !opt.pred;
+    if (builtin)
+        opt.model = cz_default_model_path();
 
     int exit_status = EXIT_ALL_DONE;
     names reals = {0}, preds = {0};
@@ -434,7 +438,7 @@ int cz_cmd_eval(int argc, char **argv)
             rep.n_ignored);
     size_t n = opt.limit > 0 && (size_t)opt.limit < reals.n ? (size_t)opt.limit : reals.n;
 
-    if (opt.model && cz_colorizer_load(opt.model, NULL, &ctx.cz) != CZ_OK) {
+    if (opt.model && cz_colorizer_load(builtin ? NULL : opt.model, NULL, &ctx.cz) != CZ_OK) {
         say("%s", cz_last_error());
         exit_status = EXIT_USAGE;
         goto cleanup;
