@@ -36,10 +36,10 @@
 /* 6000 x 4000: a 24-megapixel camera's frame. */
 enum { BIG_W = 6000, BIG_H = 4000 };
 
-/* The README's bounds (measured on the reference machine: 9.3 and 10.3
- * bytes a pixel, peaks 256 and 278 MiB). What a pixel costs: gray, the
- * saved JPEG's output (3) and its encoder's coefficients (6); colour, the
- * input (3), L* (4) and the output (3) while colouring. */
+/* The README's bounds (measured on the reference machine: 8.0 and 10.0
+ * bytes a pixel). What a pixel costs while colouring: the input (1 gray, 3
+ * colour), L* (4) and the output (3); the JPEG encoder streams rows (standard
+ * Huffman tables, no whole-picture coefficient buffer). */
 #define GRAY_BYTES_PER_PIXEL 10.0
 #define COLOUR_BYTES_PER_PIXEL 11.5
 #define PEAK_BOUND_MIB 320.0

@@ -603,9 +603,8 @@ static bool run_job(const job *j, cz_colorizer *cz, const options *opt,
     s = cz_colorize_image(cz, in, &out);
     double t2 = now();
     const int W = in->width, H = in->height;
-    /* The input goes before saving: the JPEG encoder's optimised Huffman
-     * tables hold the whole picture's coefficients (6 bytes a pixel), and
-     * without the input beside them saving stays under colouring's peak. */
+    /* The input goes before saving, so that saving (the output and the
+     * encoder's few rows) stays under colouring's peak. */
     cz_image_free(in);
     if (s != CZ_OK) {
         say("%s: %s", j->in, cz_last_error());
