@@ -107,14 +107,26 @@ typedef struct cz_colorizer cz_colorizer;
 #define CZ_SIZE_MULTIPLE 32
 #define CZ_MAX_SIZE 4096
 
+/* The precision of the network's convolutions. bf16 is faster on CPUs
+ * with native bfloat16 (AVX512-BF16, AMX); its colours differ from fp32's
+ * by a fraction of a CIEDE2000 unit (README, Performance). */
+typedef enum {
+    CZ_PRECISION_AUTO = 0, /* bf16 where the CPU has native bfloat16, else fp32 */
+    CZ_PRECISION_FP32,
+    CZ_PRECISION_BF16,
+} cz_precision_choice;
+
 /* Options for cz_colorizer_load; a zeroed struct (or NULL) means the
  * defaults. */
 typedef struct {
-    int size;  /* side of the square the network sees, a multiple of 32;
-                  0 = the size the model was trained at */
-    bool bf16; /* convolutions in bfloat16 (faster where the CPU has AMX or
-                  AVX512-BF16, colours differ slightly); default fp32 */
+    int size;                      /* side of the square the network sees, a
+                                      multiple of 32; 0 = the size the model
+                                      was trained at */
+    cz_precision_choice precision; /* default CZ_PRECISION_AUTO */
 } cz_colorizer_options;
+
+/* Whether this CPU runs bfloat16 natively (what CZ_PRECISION_AUTO picks). */
+bool cz_cpu_has_bf16(void);
 
 /* The built-in model's file: $COLORIZE_MODEL if set, else the one `make
  * model` unpacks from models/default.safetensors into the source tree's

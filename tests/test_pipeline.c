@@ -426,8 +426,10 @@ static void test_colorize(void)
         return;
     cz_colorizer_info info;
     cz_colorizer_get_info(cz, &info);
+    /* The default precision is bf16 exactly where the CPU has it. */
     CHECK(strcmp(info.arch, "unet") == 0 && info.size == TINY_SIZE &&
-              info.trained_size == TINY_SIZE && !info.bf16 && info.params > 0,
+              info.trained_size == TINY_SIZE && info.bf16 == cz_cpu_has_bf16() &&
+              info.params > 0,
           "info: %s, size %d, trained %d, params %ld", info.arch, info.size,
           info.trained_size, info.params);
 
@@ -529,7 +531,7 @@ static void test_options(void)
         cz_colorizer_free(cz);
     }
 
-    opt = (cz_colorizer_options){.bf16 = true};
+    opt = (cz_colorizer_options){.precision = CZ_PRECISION_BF16};
     cz_status s = cz_colorizer_load(model_path, &opt, &cz);
     CHECK(s == CZ_OK, "bf16: %s", cz_last_error());
     if (s == CZ_OK) {
@@ -537,6 +539,16 @@ static void test_options(void)
         cz_colorizer_get_info(cz, &info);
         CHECK(info.bf16, "bf16 not reported");
         colorize_and_check(cz, 300, 400, 1, 8, "bf16");
+    }
+    cz_colorizer_free(cz);
+    opt = (cz_colorizer_options){.precision = CZ_PRECISION_FP32};
+    s = cz_colorizer_load(model_path, &opt, &cz);
+    CHECK(s == CZ_OK, "fp32: %s", cz_last_error());
+    if (s == CZ_OK) {
+        cz_colorizer_info info;
+        cz_colorizer_get_info(cz, &info);
+        CHECK(!info.bf16, "fp32 asked, bf16 reported");
+        colorize_and_check(cz, 300, 400, 1, 8, "fp32");
     }
     cz_colorizer_free(cz);
 }

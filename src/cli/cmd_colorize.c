@@ -42,7 +42,8 @@ typedef struct {
     const char *out_file, *out_dir, *model;
     int size, quality;
     uint64_t max_pixels;
-    bool bf16, quiet, verbose;
+    cz_precision_choice precision;
+    bool quiet, verbose;
 } options;
 
 typedef struct {
@@ -162,7 +163,8 @@ static void usage(FILE *out)
 "                        up to %d (default: the model's training size)\n"
 "      --max-pixels N    refuse images of more than N pixels (default %llu)\n"
 "      --quality Q       JPEG quality of outputs, 1-100 (default %d)\n"
-"      --precision P     fp32 (default) or bf16 (faster on CPUs with AMX)\n"
+"      --precision P     auto (default: bf16 where the CPU has native\n"
+"                        bfloat16, else fp32), fp32 or bf16\n"
 "  -q, --quiet           no progress bar, no warnings (errors still shown)\n"
 "  -v, --verbose         show the model, precision and each file's timing\n"
 "  -h, --help            show this help\n"
@@ -256,12 +258,14 @@ static int parse_options(int argc, char **argv, options *opt)
             opt->quality = (int)v;
             break;
         case OPT_PRECISION:
-            if (strcmp(optarg, "fp32") == 0)
-                opt->bf16 = false;
+            if (strcmp(optarg, "auto") == 0)
+                opt->precision = CZ_PRECISION_AUTO;
+            else if (strcmp(optarg, "fp32") == 0)
+                opt->precision = CZ_PRECISION_FP32;
             else if (strcmp(optarg, "bf16") == 0)
-                opt->bf16 = true;
+                opt->precision = CZ_PRECISION_BF16;
             else
-                return usage_error("--precision '%s': give fp32 or bf16",
+                return usage_error("--precision '%s': give auto, fp32 or bf16",
                                    optarg);
             break;
         case 'q': opt->quiet = true; break;
@@ -661,7 +665,7 @@ int cz_cmd_colorize(int argc, char **argv)
         }
     }
     double t0 = now();
-    cz_colorizer_options copt = {.size = opt.size, .bf16 = opt.bf16};
+    cz_colorizer_options copt = {.size = opt.size, .precision = opt.precision};
     cz_colorizer *cz = NULL;
     if (cz_colorizer_load(opt.model, &copt, &cz) != CZ_OK) {
         fprintf(stderr, "colorize: %s\n", cz_last_error());

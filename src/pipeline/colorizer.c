@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <oneapi/dnnl/dnnl.h>
+
 #include "base/error.h"
 #include "engine/graph.h"
 #include "image/image.h"
@@ -23,6 +25,14 @@ struct cz_colorizer {
     cz_tensor *y;    /* output: a*b* / 110, [1, 2, size, size] */
     float *ab;       /* the prediction scaled to a*b*: a plane then b plane */
 };
+
+bool cz_cpu_has_bf16(void)
+{
+    /* oneDNN's ISA levels are nested bit sets; its "effective" one honours
+     * ONEDNN_MAX_CPU_ISA, so capping the ISA also turns bf16 off here. */
+    const unsigned bf16 = dnnl_cpu_isa_avx512_core_bf16;
+    return ((unsigned)dnnl_get_effective_cpu_isa() & bf16) == bf16;
+}
 
 const char *cz_default_model_path(void)
 {
@@ -131,7 +141,9 @@ cz_status cz_colorizer_load(const char *model_path,
     snprintf(cz->arch, sizeof cz->arch, "%s", spec->arch);
     cz->trained_size = spec->size;
     cz->size = size ? size : spec->size;
-    cz->bf16 = opt && opt->bf16;
+    const cz_precision_choice precision = opt ? opt->precision : CZ_PRECISION_AUTO;
+    cz->bf16 = precision == CZ_PRECISION_BF16 ||
+               (precision == CZ_PRECISION_AUTO && cz_cpu_has_bf16());
     cz->params = cz_model_param_count(m);
     cz->ab = malloc(2 * (size_t)cz->size * (size_t)cz->size * sizeof *cz->ab);
     if (!cz->ab) {
