@@ -69,6 +69,7 @@ void cz_graph_free(cz_graph *g)
 
 cz_status cz_graph_status(const cz_graph *g) { return g->status; }
 bool cz_graph_training(const cz_graph *g) { return g->config.training; }
+bool cz_graph_fuses(const cz_graph *g) { return !g->config.training && !g->config.unfused; }
 cz_precision cz_graph_precision(const cz_graph *g) { return g->config.precision; }
 cz_rng *cz_graph_rng(cz_graph *g) { return &g->rng; }
 void cz_graph_freeze_new_params(cz_graph *g, bool frozen) { g->new_params_frozen = frozen; }
@@ -389,6 +390,13 @@ cz_tensor *cz_graph_named(const cz_graph *g, int index)
             return t;
     }
     return NULL;
+}
+
+int cz_graph_n_nodes(const cz_graph *g) { return g->n_nodes; }
+
+const char *cz_graph_node_op(const cz_graph *g, int i)
+{
+    return i >= 0 && i < g->n_nodes ? g->nodes[i].op->name : NULL;
 }
 
 cz_tensor *cz_graph_find(const cz_graph *g, const char *name)

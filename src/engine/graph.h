@@ -102,6 +102,8 @@ typedef struct {
     bool training;          /* batch statistics, dropout, gradient memory */
     cz_precision precision;
     uint64_t seed;          /* parameter initialisation and dropout masks */
+    bool unfused;           /* inference: every layer its own op, as in training,
+                               instead of fused ones (what tests compare against) */
 } cz_graph_config;
 
 cz_graph *cz_graph_create(const cz_graph_config *config);
@@ -110,6 +112,8 @@ void cz_graph_free(cz_graph *g);
 /* The first build error, or CZ_OK. */
 cz_status cz_graph_status(const cz_graph *g);
 bool cz_graph_training(const cz_graph *g);
+/* Whether layers may be built as fused ops: inference graphs not unfused. */
+bool cz_graph_fuses(const cz_graph *g);
 cz_precision cz_graph_precision(const cz_graph *g);
 cz_rng *cz_graph_rng(cz_graph *g);
 
@@ -160,6 +164,11 @@ const cz_param_store *cz_graph_params(const cz_graph *g);
 int cz_graph_n_named(const cz_graph *g);
 cz_tensor *cz_graph_named(const cz_graph *g, int i);
 cz_tensor *cz_graph_find(const cz_graph *g, const char *name);
+
+/* The nodes in the order forward runs them: how many, and the name of the
+ * op node i runs ("conv2d", "batch_norm2d", ...), for tests. */
+int cz_graph_n_nodes(const cz_graph *g);
+const char *cz_graph_node_op(const cz_graph *g, int i);
 
 /* Bumped whenever parameter values change (optimiser step, load), so ops that
  * cache reordered weights know to refresh them. */

@@ -95,6 +95,14 @@ static cz_status make_reorder(cz_mirror *m)
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t ops = NULL;
     cz_status st = CZ_OK;
+    if (m->scales) {
+        /* One factor per index of dimension 0, given at each execution. */
+        const float runtime = DNNL_RUNTIME_F32_VAL;
+        st = cz_dnnl_check(dnnl_primitive_attr_create(&attr), "reorder attributes");
+        if (st == CZ_OK)
+            st = cz_dnnl_check(dnnl_primitive_attr_set_output_scales(attr, 1, 1 << 0, &runtime),
+                               "reorder scales");
+    }
     if (m->dir == CZ_MIRROR_ACCUMULATE) {
         /* Gradients add up: the reorder's sum post-op adds into the user
          * buffer instead of overwriting it, at no extra pass. */
@@ -150,6 +158,29 @@ cz_status cz_mirror_init(cz_mirror *m, const dnnl_memory_desc_t *user_md, void *
     return st;
 }
 
+cz_status cz_mirror_init_scaled(cz_mirror *m, const dnnl_memory_desc_t *user_md, void *user_data,
+                                const dnnl_memory_desc_t *prim_md, float *scales)
+{
+    memset(m, 0, sizeof *m);
+    m->dir = CZ_MIRROR_IN;
+    if (!cz_dnnl_engine())
+        return cz_fail(CZ_ERR_BACKEND, "oneDNN: no CPU engine");
+    int64_t count = user_md->dims[0];
+    dnnl_memory_desc_t scales_md = cz_dnnl_md(1, &count, dnnl_f32, dnnl_x);
+    m->owns_prim = true;
+    cz_status st = cz_dnnl_check(dnnl_memory_create(&m->user, user_md, engine, user_data), "memory");
+    if (st == CZ_OK)
+        st = cz_dnnl_check(dnnl_memory_create(&m->scales, &scales_md, engine, scales), "memory");
+    if (st == CZ_OK)
+        st = cz_dnnl_check(dnnl_memory_create(&m->prim, prim_md, engine, DNNL_MEMORY_ALLOCATE),
+                           "memory");
+    if (st == CZ_OK)
+        st = make_reorder(m);
+    if (st != CZ_OK)
+        cz_mirror_free(m);
+    return st;
+}
+
 cz_status cz_mirror_init_shared(cz_mirror *m, const cz_mirror *other,
                                 const dnnl_memory_desc_t *user_md, void *user_data,
                                 const dnnl_memory_desc_t *prim_md, cz_mirror_dir dir)
@@ -170,8 +201,10 @@ void cz_mirror_sync(cz_graph *g, const cz_mirror *m)
         return;
     dnnl_memory_t from = m->dir == CZ_MIRROR_IN ? m->user : m->prim;
     dnnl_memory_t to = m->dir == CZ_MIRROR_IN ? m->prim : m->user;
-    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
-    cz_dnnl_run(g, m->reorder, 2, args);
+    dnnl_exec_arg_t args[3] = {{DNNL_ARG_FROM, from},
+                               {DNNL_ARG_TO, to},
+                               {DNNL_ARG_ATTR_OUTPUT_SCALES, m->scales}};
+    cz_dnnl_run(g, m->reorder, m->scales ? 3 : 2, args);
 }
 
 void cz_mirror_free(cz_mirror *m)
@@ -179,6 +212,7 @@ void cz_mirror_free(cz_mirror *m)
     if (m->owns_prim)
         dnnl_memory_destroy(m->prim);
     dnnl_memory_destroy(m->user);
+    dnnl_memory_destroy(m->scales);
     dnnl_primitive_destroy(m->reorder);
     memset(m, 0, sizeof *m);
 }

@@ -49,12 +49,22 @@ typedef struct {
     dnnl_memory_t user;       /* NULL for scratch and shared mirrors */
     dnnl_memory_t prim;       /* == user when no reorder is needed */
     dnnl_primitive_t reorder; /* NULL when sync has nothing to do */
+    dnnl_memory_t scales;     /* a scaled mirror's factors, else NULL */
     cz_mirror_dir dir;
     bool owns_prim;
 } cz_mirror;
 
 cz_status cz_mirror_init(cz_mirror *m, const dnnl_memory_desc_t *user_md, void *user_data,
                          const dnnl_memory_desc_t *prim_md, cz_mirror_dir dir);
+/* An input mirror whose reorder also multiplies each value by a factor of
+ * its index along dimension 0 (a weight's output channel): primitive =
+ * scales[i] * user, computed in fp32 and then converted to the primitive's
+ * data type. scales holds user_md's first dimension of floats, owned by the
+ * caller and read at each sync. Always a reorder, even where the layouts
+ * agree. This is how a batch norm is folded into the weights of the
+ * convolution before it without an fp32 copy of them. */
+cz_status cz_mirror_init_scaled(cz_mirror *m, const dnnl_memory_desc_t *user_md, void *user_data,
+                                const dnnl_memory_desc_t *prim_md, float *scales);
 /* Share another mirror's primitive-side memory when it has the same
  * descriptor (then no second reorder runs); otherwise a fresh mirror. */
 cz_status cz_mirror_init_shared(cz_mirror *m, const cz_mirror *other,
