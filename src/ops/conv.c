@@ -1,10 +1,17 @@
-/* conv2d and conv_transpose2d on oneDNN.
+/* conv2d and conv_transpose2d on oneDNN, and their fused forms.
  *
  * Our tensors are plain NCHW fp32; the primitives pick their own layouts
  * ("any") and, in bf16 graphs, bf16 sources, weights and output gradients with
  * fp32 outputs. Mirrors convert between the two; where a backward primitive
  * wants the same layout as one already converted in this step, it shares it.
- * Gradients are accumulated into the user buffers by the mirrors' reorders. */
+ * Gradients are accumulated into the user buffers by the mirrors' reorders.
+ *
+ * A fused convolution (inference) folds a batch norm in without a copy of
+ * the weights: the reorder that converts them into the primitive's layout
+ * also multiplies each output channel by its factor, so it runs, as any
+ * inference weight reorder, only when the parameters have changed; the
+ * factors and the folded bias are computed just before it. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,7 +22,23 @@ typedef struct {
     cz_weighted p;
     bool transposed;
     int stride, padding, output_padding, dilation;
+    /* fused convolutions only */
+    bool fold;             /* a batch norm is folded in */
+    float eps;             /* its eps */
+    cz_act act;
+    float slope;           /* leaky_relu's negative slope */
+    float *scale, *bias;   /* [OC]: the fold's factors and bias */
 } conv_state;
+
+/* A fused node with a batch norm reads x, w, these, and last its bias if
+ * it has one. */
+enum { FOLD_GAMMA = 2, FOLD_BETA, FOLD_MEAN, FOLD_VAR, FOLD_CONV_BIAS };
+
+static cz_tensor *conv_bias(const cz_node *node, const conv_state *s)
+{
+    int at = s->fold ? FOLD_CONV_BIAS : 2;
+    return node->n_in > at ? node->in[at] : NULL;
+}
 
 static void conv_destroy(void *state)
 {
@@ -23,6 +46,8 @@ static void conv_destroy(void *state)
     if (!s)
         return;
     cz_weighted_release(&s->p);
+    free(s->scale);
+    free(s->bias);
     free(s);
 }
 
@@ -67,11 +92,37 @@ static conv_descs make_descs(cz_graph *g, const cz_node *node, const conv_state 
     return d;
 }
 
+/* The activation as an eltwise post-op; *attr stays NULL without one. */
+static cz_status fused_attr(const conv_state *s, dnnl_primitive_attr_t *attr)
+{
+    *attr = NULL;
+    if (s->act == CZ_ACT_NONE)
+        return CZ_OK;
+    /* oneDNN's relu with alpha is x > 0 ? x : alpha * x, leaky_relu too. */
+    float alpha = s->act == CZ_ACT_LEAKY_RELU ? s->slope : 0.0f;
+    dnnl_post_ops_t ops = NULL;
+    cz_status st = cz_dnnl_check(dnnl_post_ops_create(&ops), "convolution post-ops");
+    if (st == CZ_OK)
+        st = cz_dnnl_check(dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_relu, alpha, 0.0f),
+                           "convolution activation");
+    if (st == CZ_OK)
+        st = cz_dnnl_check(dnnl_primitive_attr_create(attr), "convolution attributes");
+    if (st == CZ_OK)
+        st = cz_dnnl_check(dnnl_primitive_attr_set_post_ops(*attr, ops), "convolution post-ops");
+    dnnl_post_ops_destroy(ops);
+    if (st != CZ_OK) {
+        dnnl_primitive_attr_destroy(*attr);
+        *attr = NULL;
+    }
+    return st;
+}
+
 static cz_status conv_plan(cz_graph *g, cz_node *node)
 {
     conv_state *s = node->state;
-    cz_tensor *x = node->in[0], *w = node->in[1], *b = node->n_in > 2 ? node->in[2] : NULL;
+    cz_tensor *x = node->in[0], *w = node->in[1], *b = conv_bias(node, s);
     cz_tensor *y = node->out;
+    bool has_bias = b || s->fold; /* a folded batch norm always brings one */
     conv_descs d = make_descs(g, node, s);
     int64_t w_dims[4] = {s->transposed ? w->c : w->n, s->transposed ? w->n : w->c, w->h, w->w};
     /* PyTorch stores transposed-conv weights [IC, OC, KH, KW]: iohw. */
@@ -90,13 +141,18 @@ static cz_status conv_plan(cz_graph *g, cz_node *node)
     dnnl_status_t ds =
         s->transposed
             ? dnnl_dilated_deconvolution_forward_desc_init(&desc.deconv, prop, alg, &d.src, &d.weights,
-                                                           b ? &d.bias : NULL, &d.dst, d.strides,
+                                                           has_bias ? &d.bias : NULL, &d.dst, d.strides,
                                                            d.dilates, d.pad_l, d.pad_r)
             : dnnl_dilated_convolution_forward_desc_init(&desc.conv, prop, alg, &d.src, &d.weights,
-                                                         b ? &d.bias : NULL, &d.dst, d.strides,
+                                                         has_bias ? &d.bias : NULL, &d.dst, d.strides,
                                                          d.dilates, d.pad_l, d.pad_r);
+    dnnl_primitive_attr_t attr = NULL;
     if ((st = cz_dnnl_check(ds, "convolution descriptor")) != CZ_OK ||
-        (st = cz_dnnl_create(&p->fwd_pd, &p->fwd, &desc, NULL, NULL, "convolution forward")) != CZ_OK)
+        (st = fused_attr(s, &attr)) != CZ_OK)
+        return st;
+    st = cz_dnnl_create(&p->fwd_pd, &p->fwd, &desc, attr, NULL, "convolution forward");
+    dnnl_primitive_attr_destroy(attr);
+    if (st != CZ_OK)
         return st;
     if (training && x->may_need_grad) {
         ds = s->transposed
@@ -120,12 +176,33 @@ static cz_status conv_plan(cz_graph *g, cz_node *node)
             (st = cz_dnnl_create(&p->bwd_weights_pd, &p->bwd_weights, &desc, NULL, p->fwd_pd, "convolution backward weights")) != CZ_OK)
             return st;
     }
+    if (s->fold) {
+        p->fold_scale = s->scale;
+        p->fold_bias = s->bias;
+    }
     return cz_weighted_bind(p, node, &ours);
+}
+
+/* The factors and bias of the folded batch norm, from the parameters. */
+static void fold_batch_norm(const cz_node *node, conv_state *s)
+{
+    const float *gamma = node->in[FOLD_GAMMA]->data, *beta = node->in[FOLD_BETA]->data;
+    const float *mean = node->in[FOLD_MEAN]->data, *var = node->in[FOLD_VAR]->data;
+    const cz_tensor *b = conv_bias(node, s);
+    for (int64_t oc = 0; oc < node->out->c; oc++) {
+        double k = gamma[oc] / sqrt((double)var[oc] + s->eps);
+        double bias = b ? b->data[oc] : 0.0;
+        s->scale[oc] = (float)k;
+        s->bias[oc] = (float)(beta[oc] + (bias - mean[oc]) * k);
+    }
 }
 
 static void conv_forward(cz_graph *g, cz_node *node)
 {
-    cz_weighted_forward(g, node, &((conv_state *)node->state)->p);
+    conv_state *s = node->state;
+    if (s->fold && cz_weighted_weights_stale(g, &s->p))
+        fold_batch_norm(node, s);
+    cz_weighted_forward(g, &s->p);
 }
 
 static void conv_backward(cz_graph *g, cz_node *node)
@@ -136,11 +213,50 @@ static void conv_backward(cz_graph *g, cz_node *node)
 static const cz_op conv_op = {"conv2d", conv_plan, conv_forward, conv_backward, conv_destroy};
 static const cz_op deconv_op = {"conv_transpose2d", conv_plan, conv_forward, conv_backward,
                                 conv_destroy};
+static const cz_op fused_conv_op = {"conv2d_fused", conv_plan, conv_forward, NULL, conv_destroy};
+static const cz_op fused_deconv_op = {"conv_transpose2d_fused", conv_plan, conv_forward, NULL,
+                                      conv_destroy};
+
+/* Checks a fusion for oc output channels; false after recording an error. */
+static bool fusion_ok(cz_graph *g, const char *name, const cz_conv_fusion *f, int64_t oc)
+{
+    if (cz_graph_training(g)) {
+        cz_graph_error(g, CZ_ERR_INVALID, "%s: inference graphs only", name);
+        return false;
+    }
+    cz_tensor *const per_channel[4] = {f->bn_weight, f->bn_bias, f->running_mean, f->running_var};
+    int given = 0;
+    for (int i = 0; i < 4; i++)
+        given += per_channel[i] != NULL;
+    if (given != 0 && given != 4) {
+        cz_graph_error(g, CZ_ERR_INVALID, "%s: batch norm needs weight, bias, running_mean and "
+                       "running_var", name);
+        return false;
+    }
+    for (int i = 0; i < given; i++)
+        if (cz_numel(per_channel[i]) != oc) {
+            cz_graph_error(g, CZ_ERR_INVALID, "%s: batch norm has %lld values, %lld channels",
+                           name, (long long)cz_numel(per_channel[i]), (long long)oc);
+            return false;
+        }
+    if (given && (!(f->eps > 0.0f) || !isfinite(f->eps))) {
+        cz_graph_error(g, CZ_ERR_INVALID, "%s: bad eps %g", name, (double)f->eps);
+        return false;
+    }
+    if ((f->act != CZ_ACT_NONE && f->act != CZ_ACT_RELU && f->act != CZ_ACT_LEAKY_RELU) ||
+        !isfinite(f->slope)) {
+        cz_graph_error(g, CZ_ERR_INVALID, "%s: bad activation", name);
+        return false;
+    }
+    return true;
+}
 
 static cz_tensor *build(cz_graph *g, bool transposed, cz_tensor *x, cz_tensor *w, cz_tensor *b,
-                        int stride, int padding, int output_padding, int dilation)
+                        int stride, int padding, int output_padding, int dilation,
+                        const cz_conv_fusion *fusion)
 {
-    const char *name = transposed ? "conv_transpose2d" : "conv2d";
+    const char *name = fusion ? transposed ? "conv_transpose2d_fused" : "conv2d_fused"
+                              : transposed ? "conv_transpose2d" : "conv2d";
     if (!x || !w || cz_graph_status(g) != CZ_OK)
         return cz_graph_error(g, CZ_ERR_INVALID, "%s: missing input", name);
     int64_t ic = transposed ? w->n : w->c, oc = transposed ? w->c : w->n;
@@ -168,6 +284,8 @@ static cz_tensor *build(cz_graph *g, bool transposed, cz_tensor *x, cz_tensor *w
     if (oh < 1 || ow < 1)
         return cz_graph_error(g, CZ_ERR_INVALID, "%s: input %lldx%lld too small for the kernel",
                               name, (long long)x->h, (long long)x->w);
+    if (fusion && !fusion_ok(g, name, fusion, oc))
+        return NULL;
     conv_state *s = calloc(1, sizeof *s);
     if (!s)
         return cz_graph_error(g, CZ_ERR_NOMEM, "%s: out of memory", name);
@@ -176,18 +294,58 @@ static cz_tensor *build(cz_graph *g, bool transposed, cz_tensor *x, cz_tensor *w
     s->padding = padding;
     s->output_padding = output_padding;
     s->dilation = dilation;
-    cz_tensor *in[3] = {x, w, b};
-    return cz_graph_node(g, transposed ? &deconv_op : &conv_op, in, b ? 3 : 2, x->n, oc, oh, ow, s);
+    cz_tensor *in[7] = {x, w, b};
+    int n_in = b ? 3 : 2;
+    if (fusion) {
+        s->act = fusion->act;
+        s->slope = fusion->slope;
+        s->fold = fusion->bn_weight != NULL;
+    }
+    if (s->fold) {
+        s->eps = fusion->eps;
+        s->scale = malloc((size_t)oc * sizeof *s->scale);
+        s->bias = malloc((size_t)oc * sizeof *s->bias);
+        if (!s->scale || !s->bias) {
+            conv_destroy(s);
+            return cz_graph_error(g, CZ_ERR_NOMEM, "%s: out of memory", name);
+        }
+        in[FOLD_GAMMA] = fusion->bn_weight;
+        in[FOLD_BETA] = fusion->bn_bias;
+        in[FOLD_MEAN] = fusion->running_mean;
+        in[FOLD_VAR] = fusion->running_var;
+        in[FOLD_CONV_BIAS] = b;
+        n_in = b ? FOLD_CONV_BIAS + 1 : FOLD_CONV_BIAS;
+    }
+    const cz_op *op = fusion ? transposed ? &fused_deconv_op : &fused_conv_op
+                             : transposed ? &deconv_op : &conv_op;
+    return cz_graph_node(g, op, in, n_in, x->n, oc, oh, ow, s);
 }
 
 cz_tensor *cz_conv2d(cz_graph *g, cz_tensor *x, cz_tensor *w, cz_tensor *b, int stride,
                      int padding, int dilation)
 {
-    return build(g, false, x, w, b, stride, padding, 0, dilation);
+    return build(g, false, x, w, b, stride, padding, 0, dilation, NULL);
 }
 
 cz_tensor *cz_conv_transpose2d(cz_graph *g, cz_tensor *x, cz_tensor *w, cz_tensor *b,
                                int stride, int padding, int output_padding, int dilation)
 {
-    return build(g, true, x, w, b, stride, padding, output_padding, dilation);
+    return build(g, true, x, w, b, stride, padding, output_padding, dilation, NULL);
+}
+
+cz_tensor *cz_conv2d_fused(cz_graph *g, cz_tensor *x, cz_tensor *w, cz_tensor *b, int stride,
+                           int padding, int dilation, const cz_conv_fusion *fusion)
+{
+    if (!fusion)
+        return cz_graph_error(g, CZ_ERR_INVALID, "conv2d_fused: no fusion");
+    return build(g, false, x, w, b, stride, padding, 0, dilation, fusion);
+}
+
+cz_tensor *cz_conv_transpose2d_fused(cz_graph *g, cz_tensor *x, cz_tensor *w, cz_tensor *b,
+                                     int stride, int padding, int output_padding, int dilation,
+                                     const cz_conv_fusion *fusion)
+{
+    if (!fusion)
+        return cz_graph_error(g, CZ_ERR_INVALID, "conv_transpose2d_fused: no fusion");
+    return build(g, true, x, w, b, stride, padding, output_padding, dilation, fusion);
 }

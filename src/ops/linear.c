@@ -66,7 +66,7 @@ static cz_status linear_plan(cz_graph *g, cz_node *node)
     return cz_weighted_bind(p, node, &ours);
 }
 
-static void linear_forward(cz_graph *g, cz_node *node) { cz_weighted_forward(g, node, node->state); }
+static void linear_forward(cz_graph *g, cz_node *node) { cz_weighted_forward(g, node->state); }
 static void linear_backward(cz_graph *g, cz_node *node) { cz_weighted_backward(g, node, node->state); }
 
 static const cz_op linear_op = {"linear", linear_plan, linear_forward, linear_backward,

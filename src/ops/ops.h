@@ -25,6 +25,36 @@ cz_tensor *cz_conv2d(cz_graph *g, cz_tensor *x, cz_tensor *w, cz_tensor *b, int 
 cz_tensor *cz_conv_transpose2d(cz_graph *g, cz_tensor *x, cz_tensor *w, cz_tensor *b,
                                int stride, int padding, int output_padding, int dilation);
 
+/* --- conv.c, inference graphs only: a convolution with what follows it --- */
+
+typedef enum { CZ_ACT_NONE, CZ_ACT_RELU, CZ_ACT_LEAKY_RELU } cz_act;
+
+/* What a fused convolution does after the convolution: batch_norm2d with
+ * running statistics (bn_weight, bn_bias, running_mean, running_var [OC],
+ * all four or none; eps as cz_batch_norm2d's), then an activation (slope:
+ * leaky_relu's negative slope). */
+typedef struct {
+    cz_tensor *bn_weight, *bn_bias, *running_mean, *running_var;
+    float eps;
+    cz_act act;
+    float slope;
+} cz_conv_fusion;
+
+/* act(batch_norm2d(conv2d(x, w, b))) as one oneDNN convolution. The batch
+ * norm is folded into the weights and bias the convolution runs with,
+ *     w'[oc] = w[oc] * s[oc],  b'[oc] = beta[oc] + (b[oc] - mean[oc]) * s[oc],
+ *     s[oc] = gamma[oc] / sqrt(var[oc] + eps)   (b = 0 without a bias),
+ * computed in fp32 whenever the parameters change (cz_graph_params_changed),
+ * and the activation is the convolution's post-op. The parameters stay the
+ * graph's own tensors. Inference graphs only (no backward); arguments as
+ * cz_conv2d's. */
+cz_tensor *cz_conv2d_fused(cz_graph *g, cz_tensor *x, cz_tensor *w, cz_tensor *b, int stride,
+                           int padding, int dilation, const cz_conv_fusion *fusion);
+/* The same after conv_transpose2d (w [IC, OC, KH, KW]). */
+cz_tensor *cz_conv_transpose2d_fused(cz_graph *g, cz_tensor *x, cz_tensor *w, cz_tensor *b,
+                                     int stride, int padding, int output_padding, int dilation,
+                                     const cz_conv_fusion *fusion);
+
 /* --- linear.c --- */
 
 /* y = x @ w^T + b: x [N, IN] (a [N, C, H, W] input is flattened to C*H*W),

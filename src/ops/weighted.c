@@ -1,15 +1,24 @@
 #include "ops/weighted.h"
 
+/* The node's own bias tensor, if it has one and no batch norm is folded in. */
+static const cz_tensor *bias_of(const cz_node *node, const cz_weighted *p)
+{
+    return !p->fold_scale && node->n_in > 2 ? node->in[2] : NULL;
+}
+
 cz_status cz_weighted_bind(cz_weighted *p, const cz_node *node, const cz_weighted_layouts *ours)
 {
-    const cz_tensor *x = node->in[0], *w = node->in[1], *b = node->n_in > 2 ? node->in[2] : NULL;
+    const cz_tensor *x = node->in[0], *w = node->in[1], *b = bias_of(node, p);
     const cz_tensor *y = node->out;
+    const dnnl_memory_desc_t *w_md = cz_dnnl_arg_md(p->fwd_pd, DNNL_ARG_WEIGHTS);
+    float *bias = p->fold_bias ? p->fold_bias : b ? b->data : NULL;
     cz_status st;
     if ((st = cz_mirror_init(&p->src, &ours->x, x->data, cz_dnnl_arg_md(p->fwd_pd, DNNL_ARG_SRC), CZ_MIRROR_IN)) != CZ_OK ||
-        (st = cz_mirror_init(&p->weights, &ours->w, w->data, cz_dnnl_arg_md(p->fwd_pd, DNNL_ARG_WEIGHTS), CZ_MIRROR_IN)) != CZ_OK ||
+        (st = p->fold_scale ? cz_mirror_init_scaled(&p->weights, &ours->w, w->data, w_md, p->fold_scale)
+                            : cz_mirror_init(&p->weights, &ours->w, w->data, w_md, CZ_MIRROR_IN)) != CZ_OK ||
         (st = cz_mirror_init(&p->dst, &ours->y, y->data, cz_dnnl_arg_md(p->fwd_pd, DNNL_ARG_DST), CZ_MIRROR_OUT)) != CZ_OK)
         return st;
-    if (b && (st = cz_mirror_init(&p->bias, &ours->b, b->data, cz_dnnl_arg_md(p->fwd_pd, DNNL_ARG_BIAS), CZ_MIRROR_IN)) != CZ_OK)
+    if (bias && (st = cz_mirror_init(&p->bias, &ours->b, bias, cz_dnnl_arg_md(p->fwd_pd, DNNL_ARG_BIAS), CZ_MIRROR_IN)) != CZ_OK)
         return st;
     /* Where a backward primitive wants what another already converted in
      * this step, the mirrors share it. */
@@ -32,16 +41,21 @@ cz_status cz_weighted_bind(cz_weighted *p, const cz_node *node, const cz_weighte
     return CZ_OK;
 }
 
-void cz_weighted_forward(cz_graph *g, const cz_node *node, cz_weighted *p)
+bool cz_weighted_weights_stale(const cz_graph *g, const cz_weighted *p)
 {
-    bool has_bias = node->n_in > 2;
+    return cz_graph_training(g) || !p->weights_fresh ||
+           p->weights_version != cz_graph_params_version(g);
+}
+
+void cz_weighted_forward(cz_graph *g, cz_weighted *p)
+{
+    bool has_bias = p->bias.prim != NULL;
     cz_mirror_sync(g, &p->src);
-    uint64_t version = cz_graph_params_version(g);
-    if (cz_graph_training(g) || !p->weights_fresh || p->weights_version != version) {
+    if (cz_weighted_weights_stale(g, p)) {
         cz_mirror_sync(g, &p->weights);
         if (has_bias)
             cz_mirror_sync(g, &p->bias);
-        p->weights_version = version;
+        p->weights_version = cz_graph_params_version(g);
         p->weights_fresh = true;
     }
     dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, p->src.prim},
@@ -54,7 +68,7 @@ void cz_weighted_forward(cz_graph *g, const cz_node *node, cz_weighted *p)
 
 void cz_weighted_backward(cz_graph *g, const cz_node *node, cz_weighted *p)
 {
-    const cz_tensor *x = node->in[0], *w = node->in[1], *b = node->n_in > 2 ? node->in[2] : NULL;
+    const cz_tensor *x = node->in[0], *w = node->in[1], *b = bias_of(node, p);
     bool weights_need = w->needs_grad || (b && b->needs_grad);
     if (x->needs_grad || weights_need)
         cz_mirror_sync(g, p->bwd_data ? &p->bd_diff_dst : &p->bw_diff_dst);

@@ -12,6 +12,12 @@ typedef struct {
     /* Set by the op; a backward primitive stays NULL when nothing needs it. */
     dnnl_primitive_desc_t fwd_pd, bwd_data_pd, bwd_weights_pd;
     dnnl_primitive_t fwd, bwd_data, bwd_weights;
+    /* A batch norm folded in (inference; set by the op before binding): the
+     * weights mirror multiplies output channel oc by fold_scale[oc], and the
+     * forward's bias is fold_bias, which has the op's own bias in it; the
+     * node's inputs after w are then the op's, none of them read here. NULL
+     * otherwise. The op fills both whenever cz_weighted_weights_stale. */
+    float *fold_scale, *fold_bias;
     /* forward */
     cz_mirror src, weights, bias, dst;
     uint64_t weights_version; /* inference graphs reorder weights only when changed */
@@ -27,9 +33,14 @@ typedef struct {
     dnnl_memory_desc_t x, w, b, y;
 } cz_weighted_layouts;
 
-/* Binds mirrors for the primitives the op created; node->in is {x, w[, b]}. */
+/* Binds mirrors for the primitives the op created; node->in is {x, w[, b]}
+ * (with a folded batch norm, {x, w, ...} and the bias is fold_bias). */
 cz_status cz_weighted_bind(cz_weighted *p, const cz_node *node, const cz_weighted_layouts *ours);
-void cz_weighted_forward(cz_graph *g, const cz_node *node, cz_weighted *p);
+/* Whether the next cz_weighted_forward converts the weights again: always
+ * in training graphs, in inference graphs when the parameters changed
+ * (cz_graph_params_changed) since the last conversion. */
+bool cz_weighted_weights_stale(const cz_graph *g, const cz_weighted *p);
+void cz_weighted_forward(cz_graph *g, cz_weighted *p);
 void cz_weighted_backward(cz_graph *g, const cz_node *node, cz_weighted *p);
 void cz_weighted_release(cz_weighted *p);
 
