@@ -38,12 +38,9 @@ static cz_tensor *block(cz_graph *g, cz_tensor *x, int index, int64_t oc, int st
 {
     char conv[CZ_NAME_MAX], bn[CZ_NAME_MAX];
     cz_layer_name(conv, "model.%d", index);
-    x = cz_layer_conv(g, conv, x, oc, 4, stride, 1, !norm);
-    if (norm) {
-        cz_layer_name(bn, "model.%d", index + 1);
-        x = cz_layer_bn(g, bn, x, CZ_BN_EPS);
-    }
-    return cz_leaky_relu(g, x, CZ_LEAKY_SLOPE);
+    cz_layer_name(bn, "model.%d", index + 1);
+    return cz_layer_conv_bn_act(g, conv, norm ? bn : NULL, x, oc, 4, stride, 1, !norm, CZ_BN_EPS,
+                                CZ_ACT_LEAKY_RELU);
 }
 
 cz_tensor *cz_patchgan_build(const cz_model_spec *spec, cz_graph *g, cz_tensor *x)

@@ -20,6 +20,7 @@
 
 #include "engine/graph.h"
 #include "models/model.h"
+#include "ops/ops.h"
 
 /* pix2pix's initialisation scale. */
 #define CZ_INIT_GAIN 0.02f
@@ -38,6 +39,24 @@ cz_tensor *cz_layer_conv_transpose(cz_graph *g, const char *prefix, cz_tensor *x
                                    int k, int stride, int padding, bool bias);
 /* batch_norm2d(x) with weight, bias, running_mean and running_var [x->c]. */
 cz_tensor *cz_layer_bn(cz_graph *g, const char *prefix, cz_tensor *x, float eps);
+/* act(batch_norm2d(conv2d(x))): cz_layer_conv named conv_prefix, then
+ * cz_layer_bn named bn_prefix (none if NULL), then act (leaky_relu with
+ * CZ_LEAKY_SLOPE). Training graphs (and unfused ones) get those ops one by
+ * one; other inference graphs one fused convolution (cz_conv2d_fused) that
+ * reads the same parameters, created in the same order under the same
+ * names. */
+cz_tensor *cz_layer_conv_bn_act(cz_graph *g, const char *conv_prefix, const char *bn_prefix,
+                                cz_tensor *x, int64_t oc, int k, int stride, int padding,
+                                bool bias, float eps, cz_act act);
+/* batch_norm2d(pad_crop(conv_transpose2d(x), h, w)): cz_layer_conv_transpose
+ * (no bias) named conv_prefix, cropped to h x w, then cz_layer_bn named
+ * bn_prefix with CZ_BN_EPS. Fused as above in bf16 inference graphs (where
+ * it pays: see layers.c), the crop after the fused transposed convolution:
+ * a per-channel affine map commutes with cropping (a crop that would pad is
+ * not fused). */
+cz_tensor *cz_layer_conv_transpose_bn(cz_graph *g, const char *conv_prefix,
+                                      const char *bn_prefix, cz_tensor *x, int64_t oc, int k,
+                                      int stride, int padding, int64_t h, int64_t w);
 /* linear(x) with weight [out, in] and bias [out]. */
 cz_tensor *cz_layer_linear(cz_graph *g, const char *prefix, cz_tensor *x, int64_t out);
 

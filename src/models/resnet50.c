@@ -80,18 +80,19 @@ static cz_tensor *bottleneck(cz_graph *g, const char *prefix, cz_tensor *x, int6
     char conv[CZ_NAME_MAX], bn[CZ_NAME_MAX];
     cz_layer_name(conv, "%s.conv1", prefix);
     cz_layer_name(bn, "%s.bn1", prefix);
-    cz_tensor *y = cz_relu(g, cz_layer_bn(g, bn, cz_layer_conv(g, conv, x, mid, 1, s1, 0, keras), eps));
+    cz_tensor *y = cz_layer_conv_bn_act(g, conv, bn, x, mid, 1, s1, 0, keras, eps, CZ_ACT_RELU);
     cz_layer_name(conv, "%s.conv2", prefix);
     cz_layer_name(bn, "%s.bn2", prefix);
-    y = cz_relu(g, cz_layer_bn(g, bn, cz_layer_conv(g, conv, y, mid, 3, s2, 1, keras), eps));
+    y = cz_layer_conv_bn_act(g, conv, bn, y, mid, 3, s2, 1, keras, eps, CZ_ACT_RELU);
     cz_layer_name(conv, "%s.conv3", prefix);
     cz_layer_name(bn, "%s.bn3", prefix);
-    y = cz_layer_bn(g, bn, cz_layer_conv(g, conv, y, 4 * mid, 1, 1, 0, keras), eps);
+    y = cz_layer_conv_bn_act(g, conv, bn, y, 4 * mid, 1, 1, 0, keras, eps, CZ_ACT_NONE);
     cz_tensor *shortcut = x;
     if (x && (stride != 1 || x->c != 4 * mid)) {
         cz_layer_name(conv, "%s.downsample.0", prefix);
         cz_layer_name(bn, "%s.downsample.1", prefix);
-        shortcut = cz_layer_bn(g, bn, cz_layer_conv(g, conv, x, 4 * mid, 1, stride, 0, keras), eps);
+        shortcut = cz_layer_conv_bn_act(g, conv, bn, x, 4 * mid, 1, stride, 0, keras, eps,
+                                        CZ_ACT_NONE);
     }
     return cz_relu(g, cz_add(g, y, shortcut));
 }
@@ -106,8 +107,8 @@ cz_resnet50_features cz_resnet50_encoder(cz_graph *g, const cz_model_spec *spec,
 
     cz_layer_name(name, "%sconv1", prefix);
     cz_layer_name(bn, "%sbn1", prefix);
-    f.stem = cz_relu(g, cz_layer_bn(g, bn, cz_layer_conv(g, name, x, w, 7, 2, 3, keras),
-                                    keras ? KERAS_EPS : CZ_BN_EPS));
+    f.stem = cz_layer_conv_bn_act(g, name, bn, x, w, 7, 2, 3, keras,
+                                  keras ? KERAS_EPS : CZ_BN_EPS, CZ_ACT_RELU);
     x = cz_max_pool2d(g, f.stem, 3, 2, 1);
     cz_tensor **out[4] = {&f.layer1, &f.layer2, &f.layer3, &f.layer4};
     for (int i = 0; i < 4; i++) {

@@ -54,8 +54,8 @@ static cz_tensor *build(const cz_model_spec *spec, cz_graph *g, cz_tensor *x, bo
         }
         cz_layer_name(conv, "decoder.%d.conv", i);
         cz_layer_name(bn, "decoder.%d.bn", i);
-        y = cz_relu(g, cz_layer_bn(g, bn, cz_layer_conv(g, conv, y, widths[i], 3, 1, 1, false),
-                                   CZ_BN_EPS));
+        y = cz_layer_conv_bn_act(g, conv, bn, y, widths[i], 3, 1, 1, false, CZ_BN_EPS,
+                                 CZ_ACT_RELU);
         y = cz_upsample(g, y, 2, CZ_UPSAMPLE_NEAREST);
     }
     return cz_tanh(g, cz_layer_conv(g, "out", y, OUT_CHANNELS, 3, 1, 1, true));

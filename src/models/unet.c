@@ -15,7 +15,8 @@
  * names are its state_dict's (nested "model.model.1.model.3..." blocks), so
  * a pix2pix colourisation checkpoint's tensors map one to one; and its LeakyReLU runs
  * in place on the level's input, so the skip connection carries
- * LeakyReLU(x), not x. We compute it once and use it twice.
+ * LeakyReLU(x), not x. We compute it once, as the activation of the down
+ * conv (and BatchNorm) above, and use it twice.
  *
  * Any size: eight halvings need a multiple of 256, so wherever a level's
  * input has an odd side it is zero-padded at the bottom/right to even before
@@ -44,7 +45,10 @@ static cz_tensor *pad_even(cz_graph *g, cz_tensor *x)
 }
 
 /* Level `level` (1 = outermost) on x, its parameters under prefix (pix2pix's
- * "<...>.model."); returns cat(LeakyReLU(x), up) or, outermost, the output. */
+ * "<...>.model."); returns cat(x, up) or, outermost, the output. Below the
+ * outermost level, x has been through the LeakyReLU pix2pix's level starts
+ * with: the level above applies it, as the activation of its down conv
+ * (which in inference graphs is one fused convolution). */
 static cz_tensor *level_build(const cz_model_spec *spec, cz_graph *g, int level,
                               const char *prefix, cz_tensor *x)
 {
@@ -54,11 +58,12 @@ static cz_tensor *level_build(const cz_model_spec *spec, cz_graph *g, int level,
     int64_t inner = inner_width(w, level);
     int64_t outer = level == 1 ? UNET_OUT_CHANNELS : inner_width(w, level - 1);
     int64_t h0 = x->h, w0 = x->w;
-    char name[CZ_NAME_MAX], sub[CZ_NAME_MAX];
+    char name[CZ_NAME_MAX], bn[CZ_NAME_MAX], sub[CZ_NAME_MAX];
 
     if (level == 1) {
         cz_layer_name(name, "%s0", prefix);
-        cz_tensor *e = cz_layer_conv(g, name, pad_even(g, x), inner, 4, 2, 1, false);
+        cz_tensor *e = cz_layer_conv_bn_act(g, name, NULL, pad_even(g, x), inner, 4, 2, 1, false,
+                                            CZ_BN_EPS, CZ_ACT_LEAKY_RELU);
         cz_layer_name(sub, "%s1.model.", prefix);
         cz_tensor *s = level_build(spec, g, level + 1, sub, e);
         cz_layer_name(name, "%s3", prefix);
@@ -66,30 +71,28 @@ static cz_tensor *level_build(const cz_model_spec *spec, cz_graph *g, int level,
         return cz_tanh(g, cz_pad_crop(g, u, h0, w0));
     }
 
-    cz_tensor *d = cz_leaky_relu(g, x, CZ_LEAKY_SLOPE);
     cz_tensor *u;
     if (level == UNET_LEVELS) {
         cz_layer_name(name, "%s1", prefix);
-        cz_tensor *e = cz_layer_conv(g, name, pad_even(g, d), inner, 4, 2, 1, false);
+        cz_tensor *e = cz_layer_conv_bn_act(g, name, NULL, pad_even(g, x), inner, 4, 2, 1, false,
+                                            CZ_BN_EPS, CZ_ACT_RELU);
         cz_layer_name(name, "%s3", prefix);
-        u = cz_layer_conv_transpose(g, name, cz_relu(g, e), outer, 4, 2, 1, false);
-        cz_layer_name(name, "%s4", prefix);
-        u = cz_layer_bn(g, name, cz_pad_crop(g, u, h0, w0), CZ_BN_EPS);
+        cz_layer_name(bn, "%s4", prefix);
+        u = cz_layer_conv_transpose_bn(g, name, bn, e, outer, 4, 2, 1, h0, w0);
     } else {
         cz_layer_name(name, "%s1", prefix);
-        cz_tensor *e = cz_layer_conv(g, name, pad_even(g, d), inner, 4, 2, 1, false);
-        cz_layer_name(name, "%s2", prefix);
-        e = cz_layer_bn(g, name, e, CZ_BN_EPS);
+        cz_layer_name(bn, "%s2", prefix);
+        cz_tensor *e = cz_layer_conv_bn_act(g, name, bn, pad_even(g, x), inner, 4, 2, 1, false,
+                                            CZ_BN_EPS, CZ_ACT_LEAKY_RELU);
         cz_layer_name(sub, "%s3.model.", prefix);
         cz_tensor *s = level_build(spec, g, level + 1, sub, e);
         cz_layer_name(name, "%s5", prefix);
-        u = cz_layer_conv_transpose(g, name, cz_relu(g, s), outer, 4, 2, 1, false);
-        cz_layer_name(name, "%s6", prefix);
-        u = cz_layer_bn(g, name, cz_pad_crop(g, u, h0, w0), CZ_BN_EPS);
+        cz_layer_name(bn, "%s6", prefix);
+        u = cz_layer_conv_transpose_bn(g, name, bn, cz_relu(g, s), outer, 4, 2, 1, h0, w0);
         if (level >= UNET_FIRST_DROPOUT && !spec->no_dropout)
             u = cz_dropout(g, u, UNET_DROPOUT);
     }
-    cz_tensor *both[2] = {d, u};
+    cz_tensor *both[2] = {x, u};
     return u ? cz_cat(g, both, 2) : NULL;
 }
 
