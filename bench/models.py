@@ -10,12 +10,14 @@ The first repeat warms up and is not counted. Prints min and median
 milliseconds, images per second from the median, and the ratios against
 the named baselines, then which targets of issue 7 hold.
 
-    OPENBLAS_CORETYPE=SkylakeX /usr/bin/python3 bench/models.py infer [--arch A] [--repeats 5]
+    OPENBLAS_CORETYPE=SkylakeX /usr/bin/python3 bench/models.py infer [--arch A] [--batch N] [--repeats 5]
     OPENBLAS_CORETYPE=SkylakeX /usr/bin/python3 bench/models.py gan --arch A [--repeats 5]
     OPENBLAS_CORETYPE=SkylakeX /usr/bin/python3 bench/models.py memory [--arch A] [--what gan]
     OPENBLAS_CORETYPE=SkylakeX /usr/bin/python3 bench/models.py profile ARCH BATCH SIZE PRECISION
+    OPENBLAS_CORETYPE=SkylakeX /usr/bin/python3 bench/models.py ab --before OLD/bench/models [--arch A] [--batch N] [--rounds 2] [--repeats 5]
 
-infer   each generator at its size (unet 256, ResNet ones 224), batch 1 and 8:
+infer   each generator at its size (unet 256, ResNet ones 224), batch 1 and 8
+        (--batch N, repeatable, picks some):
         ours fp32 and bf16; PyTorch fp32, bf16 autocast, and bf16 weights
         with channels_last (eval mode, inference_mode). "torch bf16 best" is
         the faster of the two bf16 settings, per row. Also checks, per
@@ -31,9 +33,15 @@ gan     one full GAN step of generator + PatchGAN, batch 8 (src/train/train.c's
 memory  peak resident memory (VmHWM) per configuration, each in a fresh
         process on both sides: two GAN steps (or two inferences at batch 1).
         PyTorch's line also gives its resident memory after `import torch`.
+ab      ours against ours: generator inference of this build against another
+        build of bench/models (--before: a copy made before a change), fp32
+        and bf16, no PyTorch: --rounds fresh pairs of processes, each pair
+        interleaved as above, taking turns going first. Also the relative
+        difference of their batch-1 outputs.
 profile one configuration with ONEDNN_VERBOSE=1 (a warm-up step, then
         --steps timed steps): oneDNN time per primitive kind, propagation and
-        implementation, and the wall time left to our own code.
+        implementation, and the wall time left to our own code (--binary:
+        another build's bench/models).
 
 unet under bf16: torch 1.13's bf16 conv_transpose2d is broken (it runs as a
 forward convolution and fails), so PyTorch's unet runs its transposed
@@ -89,13 +97,13 @@ TARGETS = {"infer32": 4.5, "infer16": 1.5, "gan32": 3.0, "gan16": 1.5}
 class Engine:
     """bench/models kept alive, so each configuration's graphs are built once."""
 
-    def __init__(self, verbose=False):
+    def __init__(self, verbose=False, binary=BINARY):
         env = dict(os.environ, OMP_NUM_THREADS=str(THREADS))
         if verbose:
             env["ONEDNN_VERBOSE"] = "1"
-        args = [BINARY] + (["--encoder", ENCODER] if os.path.exists(ENCODER) else [])
-        if not os.path.exists(BINARY):
-            sys.exit(f"{BINARY} is missing: run `make bench` first")
+        args = [binary] + (["--encoder", ENCODER] if os.path.exists(ENCODER) else [])
+        if not os.path.exists(binary):
+            sys.exit(f"{binary} is missing: run `make bench` first")
         self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True, env=env)
         self.verbose_lines = []
@@ -356,7 +364,7 @@ def bench_infer(args):
             t.run()
             theirs = t.y.flatten()
             checks.append((arch, float((ours - theirs).norm() / theirs.norm())))
-            for batch in (1, 8):
+            for batch in args.batch:
                 torch_side = {"torch32": TorchInfer(arch, batch, size, "fp32", weights),
                               "autocast": TorchInfer(arch, batch, size, "autocast", weights),
                               "bf16cl": TorchInfer(arch, batch, size, "bf16cl", weights)}
@@ -420,6 +428,73 @@ def bench_infer(args):
               f"{best16 / m['ours16']:7.2f}")
     for arch, err in checks:
         print(f"same network: {arch} batch 1 fp32 output, ours vs PyTorch, relative difference {err:.1e}")
+
+
+# --- ab ------------------------------------------------------------------------
+
+def bench_ab(args):
+    binaries = {"before": args.before, "after": BINARY}
+    kinds = [(side, prec) for prec in ("fp32", "bf16") for side in ("before", "after")]
+    rows, diffs = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for arch in args.arch:
+            size = SIZES[arch]
+            out = {}
+            for side, binary in binaries.items():
+                e = Engine(binary=binary)
+                for prec in ("fp32", "bf16"):
+                    e.ask(f"output {arch} {size} {prec} {tmp}/out.f32")
+                    out[side, prec] = np.fromfile(f"{tmp}/out.f32", dtype="<f4").astype(np.float64)
+                e.close()
+            for prec in ("fp32", "bf16"):
+                diffs.append((arch, prec, np.linalg.norm(out["after", prec] - out["before", prec])
+                              / np.linalg.norm(out["before", prec])))
+            for batch in args.batch:
+                samples = {k: [] for k in kinds}
+                cpu = {k: [] for k in kinds}
+                # Two processes side by side do not run alike (which one is
+                # faster changes from one pair to the next), so each round
+                # starts a fresh pair, in alternating order, and within a
+                # round the two take turns going first.
+                for rnd in range(args.rounds):
+                    sides = ("before", "after") if rnd % 2 == 0 else ("after", "before")
+                    engines = {side: Engine(binary=binaries[side]) for side in sides}
+                    for repeat in range(args.repeats + 1):
+                        order = kinds if repeat % 2 else [k for pair in zip(kinds[1::2], kinds[::2])
+                                                          for k in pair]
+                        for side, prec in order:
+                            got = engines[side].ask(f"infer {arch} {batch} {size} {prec}")
+                            if repeat > 0:
+                                samples[(side, prec)].append(got[0])
+                                cpu[(side, prec)].append(got[1])
+                    for e in engines.values():
+                        e.close()
+                rows.append((arch, size, batch, samples, cpu))
+
+    print(f"Generator inference, this build against {args.before}: milliseconds per batch, "
+          f"min/median; {args.rounds} rounds of {machine_line(args.repeats)}")
+    print(f"{'generator':15s} {'size':>4s} {'N':>2s} {'before fp32':>15s} {'after fp32':>15s} "
+          f"{'before bf16':>15s} {'after bf16':>15s} | {'fp32 b/a':>9s} {'bf16 b/a':>9s}")
+    for arch, size, batch, s, _ in rows:
+        at = [{k: stats(v)[i] for k, v in s.items()} for i in (0, 1)]
+        r32 = ratio(at, ("before", "fp32"), ("after", "fp32"))
+        r16 = ratio(at, ("before", "bf16"), ("after", "bf16"))
+        print(f"{arch:15s} {size:4d} {batch:2d} {cell(s[('before', 'fp32')])} "
+              f"{cell(s[('after', 'fp32')])} {cell(s[('before', 'bf16')])} "
+              f"{cell(s[('after', 'bf16')])} | {rcell(r32)} {rcell(r16)}")
+    print("ratios: before time / after time (above 1: this build is faster), on mins/on medians")
+    print("CPU milliseconds per batch (process CPU time, all threads: what other processes' load "
+          "disturbs least), median; ratios on them")
+    for arch, size, batch, _, c in rows:
+        m = {k: 1e3 * statistics.median(v) for k, v in c.items()}
+        print(f"{arch:15s} {size:4d} {batch:2d} {m[('before', 'fp32')]:15.0f} "
+              f"{m[('after', 'fp32')]:15.0f} {m[('before', 'bf16')]:15.0f} "
+              f"{m[('after', 'bf16')]:15.0f} | "
+              f"{m[('before', 'fp32')] / m[('after', 'fp32')]:9.2f} "
+              f"{m[('before', 'bf16')] / m[('after', 'bf16')]:9.2f}")
+    for arch, prec, d in diffs:
+        print(f"same output: {arch} batch 1 {prec}, this build vs before, relative difference "
+              f"{d:.1e}")
 
 
 # --- gan -----------------------------------------------------------------------
@@ -552,7 +627,7 @@ def bench_memory(args):
 
 def bench_profile(args):
     """Where the time of one configuration goes, from ONEDNN_VERBOSE."""
-    engine = Engine(verbose=True)
+    engine = Engine(verbose=True, binary=args.binary)
     command = f"{args.what} {args.profile_arch} {args.batch} {args.size} {args.precision}"
     engine.ask(command)  # build and warm up
     engine.verbose_lines.clear()
@@ -599,13 +674,21 @@ def main():
         return torch_peak(sys.argv[2:])
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="mode", required=True)
-    for mode in ("infer", "gan", "memory"):
+    for mode in ("infer", "gan", "memory", "ab"):
         p = sub.add_parser(mode)
         p.add_argument("--arch", action="append", choices=sorted(SIZES),
                        help="a generator (repeatable; default: all three)")
         p.add_argument("--repeats", type=int, default=5)
         if mode == "memory":
             p.add_argument("--what", choices=("gan", "infer"), default="gan")
+        if mode in ("infer", "ab"):
+            p.add_argument("--batch", action="append", type=int, choices=(1, 8),
+                           help="a batch size (repeatable; default: 1 and 8)")
+        if mode == "ab":
+            p.add_argument("--before", required=True,
+                           help="another build's bench/models binary, run against this one")
+            p.add_argument("--rounds", type=int, default=2,
+                           help="fresh pairs of processes, each timed --repeats times")
     p = sub.add_parser("profile")
     p.add_argument("profile_arch", choices=sorted(SIZES))
     p.add_argument("batch", type=int)
@@ -613,13 +696,17 @@ def main():
     p.add_argument("precision", choices=("fp32", "bf16"))
     p.add_argument("--what", choices=("gan", "infer"), default="gan")
     p.add_argument("--steps", type=int, default=1)
+    p.add_argument("--binary", default=BINARY,
+                   help="the bench/models binary to profile (default: this build's)")
     args = parser.parse_args()
     if getattr(args, "arch", None) is None:
         args.arch = list(SIZES)
+    if args.mode in ("infer", "ab") and args.batch is None:
+        args.batch = [1, 8]
     if getattr(args, "repeats", 5) < 5:
         parser.error("at least 5 timed repeats")
     {"infer": bench_infer, "gan": bench_gan, "memory": bench_memory,
-     "profile": bench_profile}[args.mode](args)
+     "profile": bench_profile, "ab": bench_ab}[args.mode](args)
 
 
 if __name__ == "__main__":
