@@ -212,6 +212,8 @@ int main(void)
     rc = run("pack gen.safetensors -o cmd-packed.safetensors --encoder resnet50.safetensors "
              "--meta recipe=tools/train_default", err, sizeof err);
     CHECK(rc == 0, "pack: exit %d: %s", rc, err);
+    rc = run("info cmd-packed.safetensors | grep -q 'encoder is left out'", err, sizeof err);
+    CHECK(rc == 0, "info does not describe the packed file: exit %d: %s", rc, err);
     rc = run("unpack cmd-packed.safetensors -o cmd-whole.safetensors --encoder resnet50.safetensors",
              err, sizeof err);
     CHECK(rc == 0, "unpack: exit %d: %s", rc, err);

@@ -48,6 +48,8 @@ static void describe(const char *path, const cz_model *m, bool tensors)
     if (strcmp(s->arch, "unet") == 0)
         printf("  dropout       %s\n", s->no_dropout ? "none" : "0.5 in 3 inner up levels");
     printf("  trained at    %d x %d\n", s->size, s->size);
+    if (cz_model_metadata(m, CZ_PACKED_DIGEST_KEY))
+        printf("  packed        the ImageNet encoder is left out: `colorize unpack` restores it\n");
     long trainable = 0, frozen = 0, stats = 0;
     for (int i = 0; i < cz_model_n_tensors(m); i++) {
         const cz_model_tensor *t = cz_model_tensor_at(m, i);
@@ -107,7 +109,8 @@ int cz_cmd_info(int argc, char **argv)
     int status = EXIT_OK;
     for (int i = optind; i < argc; i++) {
         cz_model *m = NULL;
-        if (cz_model_load(argv[i], &m) != CZ_OK) {
+        /* Packed files too: what they hold is worth seeing before unpacking. */
+        if (cz_model_load_part(argv[i], &m) != CZ_OK) {
             fprintf(stderr, "colorize info: %s\n", cz_last_error());
             status = EXIT_FAILED;
             continue;
