@@ -37,12 +37,11 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
     return h;
 }
 
-/* The fingerprint of the generator's encoder tensors (names and values, in
- * model order); sets *count to how many there are. */
-static uint64_t encoder_digest(const cz_model *gen, int *count)
+/* The fingerprint of the generator's encoder tensors: names and values, in
+ * model order. */
+static uint64_t encoder_digest(const cz_model *gen)
 {
     uint64_t h = 0xcbf29ce484222325ULL;
-    *count = 0;
     for (int i = 0; i < cz_model_n_tensors(gen); i++) {
         const cz_model_tensor *t = cz_model_tensor_at(gen, i);
         if (!in_encoder(t->name))
@@ -52,7 +51,6 @@ static uint64_t encoder_digest(const cz_model *gen, int *count)
             n *= t->shape[d];
         h = fnv1a(h, t->name, strlen(t->name) + 1);
         h = fnv1a(h, t->data, (size_t)n * sizeof(float));
-        (*count)++;
     }
     return h;
 }
@@ -82,8 +80,7 @@ static cz_status check_encoder_unchanged(const cz_model *gen, const char *resnet
         st = cz_model_new(cz_model_spec_of(gen), 0, &fresh);
     if (st == CZ_OK)
         st = cz_model_import_encoder(fresh, resnet50);
-    int n_gen, n_fresh;
-    if (st == CZ_OK && encoder_digest(gen, &n_gen) != encoder_digest(fresh, &n_fresh))
+    if (st == CZ_OK && encoder_digest(gen) != encoder_digest(fresh))
         st = cz_fail(CZ_ERR_INVALID,
                      "the generator's encoder differs from %s (it was trained, or trained "
                      "from other weights): only a generator whose encoder is those weights "
@@ -136,8 +133,7 @@ cz_status cz_model_pack(const cz_model *gen, const char *resnet50_path, const ch
         kv[at++] = extra_meta[j];
     char digest[32];
     if (omit_encoder) {
-        int count;
-        snprintf(digest, sizeof digest, "%016" PRIx64, encoder_digest(gen, &count));
+        snprintf(digest, sizeof digest, "%016" PRIx64, encoder_digest(gen));
         kv[at++] = CZ_PACKED_WITHOUT_KEY;
         kv[at++] = ENCODER_PREFIX;
         kv[at++] = CZ_PACKED_DIGEST_KEY;
@@ -177,10 +173,9 @@ cz_status cz_model_unpack(const char *path, const char *resnet50_path, cz_model 
             snprintf(why, sizeof why, "%s", cz_last_error());
             st = cz_fail(CZ_ERR_FORMAT, "%s: %s", path, why);
         }
-        int count;
         char got[32];
         if (st == CZ_OK) {
-            snprintf(got, sizeof got, "%016" PRIx64, encoder_digest(m, &count));
+            snprintf(got, sizeof got, "%016" PRIx64, encoder_digest(m));
             if (strcmp(got, want) != 0)
                 st = cz_fail(CZ_ERR_FORMAT,
                              "%s was trained on an encoder with digest %s, but %s gives %s: "
