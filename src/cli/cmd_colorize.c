@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "colorize.h"
 #include "image/image.h" /* cz_image_sniff */
@@ -180,17 +181,6 @@ static void usage(FILE *out)
             DEFAULT_QUALITY);
 }
 
-static int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("colorize: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("\nTry 'colorize --help' for more information.\n", stderr);
-    return EXIT_USAGE;
-}
-
 /* Whole-string decimal parse into [lo, hi]; false on anything else. */
 static bool parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
 {
@@ -239,7 +229,7 @@ static int parse_options(int argc, char **argv, options *opt)
         case 's':
             if (!parse_u64(optarg, CZ_SIZE_MULTIPLE, CZ_MAX_SIZE, &v) ||
                 v % CZ_SIZE_MULTIPLE != 0)
-                return usage_error("--size '%s': the size must be a multiple "
+                return cz_cli_usage_error(NULL, "--size '%s': the size must be a multiple "
                                    "of %d from %d to %d", optarg,
                                    CZ_SIZE_MULTIPLE, CZ_SIZE_MULTIPLE,
                                    CZ_MAX_SIZE);
@@ -247,13 +237,13 @@ static int parse_options(int argc, char **argv, options *opt)
             break;
         case OPT_MAX_PIXELS:
             if (!parse_u64(optarg, 1, UINT64_MAX, &v))
-                return usage_error("--max-pixels '%s': give a positive whole "
+                return cz_cli_usage_error(NULL, "--max-pixels '%s': give a positive whole "
                                    "number of pixels", optarg);
             opt->max_pixels = v;
             break;
         case OPT_QUALITY:
             if (!parse_u64(optarg, 1, 100, &v))
-                return usage_error("--quality '%s': give a whole number from "
+                return cz_cli_usage_error(NULL, "--quality '%s': give a whole number from "
                                    "1 to 100", optarg);
             opt->quality = (int)v;
             break;
@@ -265,7 +255,7 @@ static int parse_options(int argc, char **argv, options *opt)
             else if (strcmp(optarg, "bf16") == 0)
                 opt->precision = CZ_PRECISION_BF16;
             else
-                return usage_error("--precision '%s': give auto, fp32 or bf16",
+                return cz_cli_usage_error(NULL, "--precision '%s': give auto, fp32 or bf16",
                                    optarg);
             break;
         case 'q': opt->quiet = true; break;
@@ -273,21 +263,21 @@ static int parse_options(int argc, char **argv, options *opt)
         case 'h': usage(stdout); return EXIT_ALL_DONE;
         case 'V': printf("colorize %s\n", COLORIZE_VERSION); return EXIT_ALL_DONE;
         case ':':
-            return usage_error("option '%s' needs a value", argv[optind - 1]);
+            return cz_cli_usage_error(NULL, "option '%s' needs a value", argv[optind - 1]);
         default:
             if (optopt)
-                return usage_error("unknown option '-%c'", optopt);
-            return usage_error("unknown option '%s'", argv[optind - 1]);
+                return cz_cli_usage_error(NULL, "unknown option '-%c'", optopt);
+            return cz_cli_usage_error(NULL, "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind == argc)
-        return usage_error("no input files or folders given");
+        return cz_cli_usage_error(NULL, "no input files or folders given");
     if (!opt->out_file == !opt->out_dir)
-        return usage_error(opt->out_file ? "give -o OUT or -d DIR, not both"
+        return cz_cli_usage_error(NULL, opt->out_file ? "give -o OUT or -d DIR, not both"
                                          : "say where outputs go: -o OUT for "
                                            "one file, -d DIR for several");
     if (opt->out_file && argc - optind > 1)
-        return usage_error("-o takes one input; use -d DIR for %d inputs",
+        return cz_cli_usage_error(NULL, "-o takes one input; use -d DIR for %d inputs",
                            argc - optind);
     return -1;
 }
@@ -308,14 +298,6 @@ static char *join(const char *dir, const char *name)
     return s;
 }
 
-static bool has_image_extension(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    const char *dot = strrchr(slash ? slash : path, '.');
-    return dot && (strcasecmp(dot, ".jpg") == 0 || strcasecmp(dot, ".jpeg") == 0 ||
-                   strcasecmp(dot, ".png") == 0);
-}
-
 /* The extension for what the file holds (".jpg" or ".png"), by its first
  * bytes as cz_image_load decides; NULL if neither or unreadable. */
 static const char *image_kind(const char *path)
@@ -332,7 +314,7 @@ static const char *image_kind(const char *path)
  * what the file holds. */
 static char *output_path(const char *dir, const char *rel, const char *in)
 {
-    if (has_image_extension(rel))
+    if (cz_cli_is_photo_name(rel))
         return join(dir, rel);
     const char *ext = image_kind(in);
     if (!ext)
@@ -471,7 +453,7 @@ static void walk(plan *p, const options *opt, const char *dir, const char *rel,
             if (!opt->quiet)
                 say("%s: skipped: not a regular file", path);
             p->skipped++;
-        } else if (has_image_extension(path) || image_kind(path)) {
+        } else if (cz_cli_is_photo_name(path) || image_kind(path)) {
             add_job(p, path, output_path(opt->out_dir, sub, path),
                     (long long)st.st_size);
         } else {
@@ -647,10 +629,10 @@ int cz_cmd_colorize(int argc, char **argv)
     if (opt.out_file) {
         struct stat st;
         if (stat(inputs[0], &st) == 0 && S_ISDIR(st.st_mode))
-            return usage_error("%s is a folder: use -d DIR for its outputs",
+            return cz_cli_usage_error(NULL, "%s is a folder: use -d DIR for its outputs",
                                inputs[0]);
-        if (!has_image_extension(opt.out_file))
-            return usage_error("-o %s: the output's name must end in .jpg, "
+        if (!cz_cli_is_photo_name(opt.out_file))
+            return cz_cli_usage_error(NULL, "-o %s: the output's name must end in .jpg, "
                                ".jpeg or .png", opt.out_file);
     }
     plan p = {0};
@@ -658,7 +640,7 @@ int cz_cmd_colorize(int argc, char **argv)
         struct stat st;
         if (stat(opt.out_dir, &st) == 0) {
             if (!S_ISDIR(st.st_mode))
-                return usage_error("-d %s: not a folder", opt.out_dir);
+                return cz_cli_usage_error(NULL, "-d %s: not a folder", opt.out_dir);
             p.have_skip = true;
             p.skip_dev = st.st_dev;
             p.skip_ino = st.st_ino;

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 
 #include "base/error.h"
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "colorize.h"
 #include "eval/metrics.h"
@@ -121,38 +122,7 @@ static void usage(FILE *out)
             DEFAULT_OUT);
 }
 
-static int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("colorize eval: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("\nTry 'colorize eval --help' for more information.\n", stderr);
-    return EXIT_USAGE;
-}
-
-static bool parse_long(const char *s, long lo, long hi, long *out)
-{
-    if (!s || *s < '0' || *s > '9')
-        return false;
-    errno = 0;
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (errno || *end != '\0' || v < lo || v > hi)
-        return false;
-    *out = v;
-    return true;
-}
-
 /* ---- Files -------------------------------------------------------------- */
-
-static bool has_image_extension(const char *name)
-{
-    const char *dot = strrchr(name, '.');
-    return dot && (strcasecmp(dot, ".jpg") == 0 || strcasecmp(dot, ".jpeg") == 0 ||
-                   strcasecmp(dot, ".png") == 0);
-}
 
 static char *join(const char *dir, const char *name)
 {
@@ -180,7 +150,7 @@ static bool list_images(const char *dir, names *out, size_t *ignored)
             ok = false;
         } else if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
             /* folders are not searched */
-        } else if (has_image_extension(e->d_name)) {
+        } else if (cz_cli_is_photo_name(e->d_name)) {
             ok = names_add(out, e->d_name);
         } else if (ignored) {
             (*ignored)++;
@@ -389,27 +359,27 @@ int cz_cmd_eval(int argc, char **argv)
         case 'p': opt.pred = optarg; break;
         case 'o': opt.out = optarg; break;
         case 's':
-            if (!parse_long(optarg, MIN_SIZE, MAX_SIZE, &v))
-                return usage_error("--size must be a whole number from %d to %d, not '%s'",
+            if (!cz_cli_parse_long(optarg, MIN_SIZE, MAX_SIZE, &v))
+                return cz_cli_usage_error("eval", "--size must be a whole number from %d to %d, not '%s'",
                                    MIN_SIZE, MAX_SIZE, optarg);
             opt.size = (int)v;
             break;
         case 'n':
-            if (!parse_long(optarg, 1, LONG_MAX, &v))
-                return usage_error("--limit must be a positive whole number, not '%s'",
+            if (!cz_cli_parse_long(optarg, 1, LONG_MAX, &v))
+                return cz_cli_usage_error("eval", "--limit must be a positive whole number, not '%s'",
                                    optarg);
             opt.limit = v;
             break;
         case 'h': usage(stdout); return EXIT_ALL_DONE;
-        default: return usage_error("bad option");
+        default: return cz_cli_usage_error("eval", "bad option");
         }
     }
     if (optind < argc)
-        return usage_error("unexpected argument '%s'", argv[optind]);
+        return cz_cli_usage_error("eval", "unexpected argument '%s'", argv[optind]);
     if (!opt.real)
-        return usage_error("--real DIR is required");
+        return cz_cli_usage_error("eval", "--real DIR is required");
     if (opt.model && opt.pred)
-        return usage_error("give one of --model FILE and --pred DIR, not both");
+        return cz_cli_usage_error("eval", "give one of --model FILE and --pred DIR, not both");
     const bool builtin = !opt.model && !opt.pred;
     if (builtin)
         opt.model = cz_default_model_path();

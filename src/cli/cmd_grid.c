@@ -20,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "colorize.h"
 #include "eval/metrics.h" /* cz_eval_rgb8, cz_eval_resize, cz_eval_gray_baseline */
@@ -96,45 +97,11 @@ static void usage(FILE *out)
             MAX_MODELS, DEFAULT_ROWS, MIN_SIZE, MAX_SIZE, DEFAULT_SIZE);
 }
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 1, 2)))
-#endif
-static int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("colorize grid: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("\nTry 'colorize grid --help' for more information.\n", stderr);
-    return EXIT_USAGE;
-}
-
-static bool parse_long(const char *s, long lo, long hi, long *out)
-{
-    if (!s || *s < '0' || *s > '9')
-        return false;
-    errno = 0;
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (errno || *end != '\0' || v < lo || v > hi)
-        return false;
-    *out = v;
-    return true;
-}
-
 /* ---- Picking the photos ------------------------------------------------ */
-
-static bool has_image_extension(const char *name)
-{
-    const char *dot = strrchr(name, '.');
-    return dot && (strcasecmp(dot, ".jpg") == 0 || strcasecmp(dot, ".jpeg") == 0 ||
-                   strcasecmp(dot, ".png") == 0);
-}
 
 static int is_photo(const struct dirent *e)
 {
-    return e->d_name[0] != '.' && e->d_type != DT_DIR && has_image_extension(e->d_name);
+    return e->d_name[0] != '.' && e->d_type != DT_DIR && cz_cli_is_photo_name(e->d_name);
 }
 
 static int by_name(const struct dirent **a, const struct dirent **b)
@@ -343,43 +310,43 @@ int cz_cmd_grid(int argc, char **argv)
         case 'o': opt.out = optarg; break;
         case 'm':
             if (opt.n_models == MAX_MODELS)
-                return usage_error("at most %d models, one column each", MAX_MODELS);
+                return cz_cli_usage_error("grid", "at most %d models, one column each", MAX_MODELS);
             opt.models[opt.n_models++] = optarg;
             break;
         case 'l':
             if (opt.n_labels == MAX_MODELS)
-                return usage_error("at most %d labels, one a model", MAX_MODELS);
+                return cz_cli_usage_error("grid", "at most %d labels, one a model", MAX_MODELS);
             opt.labels[opt.n_labels++] = optarg;
             break;
         case 'n':
-            if (!parse_long(optarg, 1, INT_MAX, &v))
-                return usage_error("--rows must be a positive whole number, not '%s'",
+            if (!cz_cli_parse_long(optarg, 1, INT_MAX, &v))
+                return cz_cli_usage_error("grid", "--rows must be a positive whole number, not '%s'",
                                    optarg);
             opt.rows = v;
             break;
         case 's':
-            if (!parse_long(optarg, MIN_SIZE, MAX_SIZE, &v))
-                return usage_error("--size must be a whole number from %d to %d, not '%s'",
+            if (!cz_cli_parse_long(optarg, MIN_SIZE, MAX_SIZE, &v))
+                return cz_cli_usage_error("grid", "--size must be a whole number from %d to %d, not '%s'",
                                    MIN_SIZE, MAX_SIZE, optarg);
             opt.size = (int)v;
             break;
         case 'h': usage(stdout); return EXIT_ALL_DONE;
-        default: return usage_error("bad option");
+        default: return cz_cli_usage_error("grid", "bad option");
         }
     }
     if (optind < argc)
-        return usage_error("unexpected argument '%s'", argv[optind]);
+        return cz_cli_usage_error("grid", "unexpected argument '%s'", argv[optind]);
     if (!opt.real)
-        return usage_error("--real DIR is required");
+        return cz_cli_usage_error("grid", "--real DIR is required");
     if (opt.n_models == 0)
-        return usage_error("--model FILE is required");
+        return cz_cli_usage_error("grid", "--model FILE is required");
     if (opt.n_labels > opt.n_models)
-        return usage_error("%d labels for %d models", opt.n_labels, opt.n_models);
+        return cz_cli_usage_error("grid", "%d labels for %d models", opt.n_labels, opt.n_models);
     if (!opt.out)
-        return usage_error("-o FILE is required");
+        return cz_cli_usage_error("grid", "-o FILE is required");
     const char *ext = strrchr(opt.out, '.');
-    if (!ext || strchr(ext, '/') || !has_image_extension(ext))
-        return usage_error("%s: the grid is written as .png, .jpg or .jpeg", opt.out);
+    if (!ext || strchr(ext, '/') || !cz_cli_is_photo_name(ext))
+        return cz_cli_usage_error("grid", "%s: the grid is written as .png, .jpg or .jpeg", opt.out);
 
     const int n_cols = opt.n_models + 2;
     int exit_status = EXIT_ALL_DONE, failed = 0, drawn = 0;
