@@ -19,6 +19,16 @@ int cz_cli_usage_error(const char *command, const char *fmt, ...)
     return 2;
 }
 
+void cz_cli_say(const char *command, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "colorize %s: ", command);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
 bool cz_cli_parse_long(const char *s, long lo, long hi, long *out)
 {
     if (!s || *s < '0' || *s > '9')

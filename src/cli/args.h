@@ -12,6 +12,12 @@ __attribute__((format(printf, 2, 3)))
 #endif
 int cz_cli_usage_error(const char *command, const char *fmt, ...);
 
+/* Prints "colorize COMMAND: <message>" and a newline on stderr. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+void cz_cli_say(const char *command, const char *fmt, ...);
+
 /* A whole decimal string in [lo, hi] (no sign, nothing after it). */
 bool cz_cli_parse_long(const char *s, long lo, long hi, long *out);
 

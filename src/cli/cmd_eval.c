@@ -78,21 +78,6 @@ static int by_name(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* ---- Messages ---------------------------------------------------------- */
-
-#if defined(__GNUC__)
-__attribute__((format(printf, 1, 2)))
-#endif
-static void say(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("colorize eval: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
-
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -136,7 +121,7 @@ static bool list_images(const char *dir, names *out, size_t *ignored)
 {
     DIR *d = opendir(dir);
     if (!d) {
-        say("%s: cannot open the folder: %s", dir, strerror(errno));
+        cz_cli_say("eval", "%s: cannot open the folder: %s", dir, strerror(errno));
         return false;
     }
     bool ok = true;
@@ -159,7 +144,7 @@ static bool list_images(const char *dir, names *out, size_t *ignored)
     }
     closedir(d);
     if (!ok)
-        say("out of memory listing %s", dir);
+        cz_cli_say("eval", "out of memory listing %s", dir);
     qsort(out->v, out->n, sizeof *out->v, by_name);
     return ok;
 }
@@ -214,7 +199,7 @@ static bool make_dirs(const char *dir)
     struct stat st;
     ok = ok && stat(p, &st) == 0 && S_ISDIR(st.st_mode);
     if (!ok)
-        say("%s: cannot create the folder: %s", dir, strerror(errno));
+        cz_cli_say("eval", "%s: cannot create the folder: %s", dir, strerror(errno));
     free(p);
     return ok;
 }
@@ -399,17 +384,17 @@ int cz_cmd_eval(int argc, char **argv)
         goto cleanup;
     }
     if (reals.n == 0) {
-        say("%s: no .jpg, .jpeg or .png files", opt.real);
+        cz_cli_say("eval", "%s: no .jpg, .jpeg or .png files", opt.real);
         exit_status = EXIT_SOME_FAILED;
         goto cleanup;
     }
     if (rep.n_ignored)
-        say("%s: ignoring %zu files that are not .jpg, .jpeg or .png", opt.real,
+        cz_cli_say("eval", "%s: ignoring %zu files that are not .jpg, .jpeg or .png", opt.real,
             rep.n_ignored);
     size_t n = opt.limit > 0 && (size_t)opt.limit < reals.n ? (size_t)opt.limit : reals.n;
 
     if (opt.model && cz_colorizer_load(builtin ? NULL : opt.model, NULL, &ctx.cz) != CZ_OK) {
-        say("%s", cz_last_error());
+        cz_cli_say("eval", "%s", cz_last_error());
         exit_status = EXIT_USAGE;
         goto cleanup;
     }
@@ -423,7 +408,7 @@ int cz_cmd_eval(int argc, char **argv)
     results = calloc(n, sizeof *results);
     failures = calloc(n, sizeof *failures);
     if (!csv || !json || !html || !results || !failures) {
-        say("out of memory");
+        cz_cli_say("eval", "out of memory");
         exit_status = EXIT_SOME_FAILED;
         goto cleanup;
     }
@@ -433,7 +418,7 @@ int cz_cmd_eval(int argc, char **argv)
         if (evaluate(&ctx, reals.v[i], &results[rep.n_results], &msg) == CZ_OK) {
             rep.n_results++;
         } else {
-            say("%s", msg ? msg : reals.v[i]);
+            cz_cli_say("eval", "%s", msg ? msg : reals.v[i]);
             cz_eval_failure *f = &failures[rep.n_failures++];
             f->name = strdup(reals.v[i]);
             f->message = msg;
@@ -441,7 +426,7 @@ int cz_cmd_eval(int argc, char **argv)
         }
         free(msg);
         if ((i + 1) % PROGRESS_EVERY == 0 && i + 1 < n)
-            say("%zu/%zu images", i + 1, n);
+            cz_cli_say("eval", "%zu/%zu images", i + 1, n);
     }
     rep.results = results;
     rep.failures = failures;
@@ -455,7 +440,7 @@ int cz_cmd_eval(int argc, char **argv)
         char *msg = NULL;
         if (prepare(&ctx, results[e->index].name, &e->truth, &e->model, &e->gray,
                     &msg) != CZ_OK)
-            say("%s (no thumbnails)", msg ? msg : results[e->index].name);
+            cz_cli_say("eval", "%s (no thumbnails)", msg ? msg : results[e->index].name);
         free(msg);
     }
 
@@ -465,7 +450,7 @@ int cz_cmd_eval(int argc, char **argv)
     if (s == CZ_OK)
         s = cz_eval_write_html(html, &rep);
     if (s != CZ_OK) {
-        say("%s", cz_last_error());
+        cz_cli_say("eval", "%s", cz_last_error());
         exit_status = EXIT_SOME_FAILED;
     }
 

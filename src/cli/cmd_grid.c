@@ -54,21 +54,6 @@ typedef struct {
     bool failed;
 } row;
 
-/* ---- Messages ---------------------------------------------------------- */
-
-#if defined(__GNUC__)
-__attribute__((format(printf, 1, 2)))
-#endif
-static void say(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("colorize grid: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
-
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -161,14 +146,14 @@ static bool pick_rows(const options *opt, struct dirent **photos, int n_photos,
     if (!opt->names) {
         for (int i = 0; i < n_photos && *n_rows < max; i++)
             if (!add_row(rows, n_rows, &cap, photos[i]->d_name)) {
-                say("out of memory");
+                cz_cli_say("grid", "out of memory");
                 return false;
             }
         return true;
     }
     FILE *f = fopen(opt->names, "r");
     if (!f) {
-        say("%s: cannot open: %s", opt->names, strerror(errno));
+        cz_cli_say("grid", "%s: cannot open: %s", opt->names, strerror(errno));
         return false;
     }
     long line_no = 0;
@@ -187,15 +172,15 @@ static bool pick_rows(const options *opt, struct dirent **photos, int n_photos,
         const char *name = find_photo(photos, n_photos, s);
         if (name) {
             if (!(ok = add_row(rows, n_rows, &cap, name)))
-                say("out of memory");
+                cz_cli_say("grid", "out of memory");
         } else {
-            say("%s:%ld: no photo '%s' (or several of that name) in %s",
+            cz_cli_say("grid", "%s:%ld: no photo '%s' (or several of that name) in %s",
                 opt->names, line_no, s, opt->real);
             (*failed)++;
         }
     }
     if (ok && ferror(f)) {
-        say("%s: cannot read: %s", opt->names, strerror(errno));
+        cz_cli_say("grid", "%s: cannot read: %s", opt->names, strerror(errno));
         ok = false;
     }
     free(line);
@@ -227,7 +212,7 @@ static cz_status photo_cells(const options *opt, row *r)
     cz_image *raw = NULL, *rgb = NULL, *sq = NULL;
     char *path = NULL;
     if (asprintf(&path, "%s/%s", opt->real, r->name) < 0) {
-        say("out of memory");
+        cz_cli_say("grid", "out of memory");
         return CZ_ERR_NOMEM;
     }
     cz_status s = cz_image_load(path, NULL, &raw);
@@ -241,7 +226,7 @@ static cz_status photo_cells(const options *opt, row *r)
     if (s == CZ_OK)
         s = cz_eval_gray_baseline(*truth, &r->cells[0]);
     if (s != CZ_OK)
-        say("%s", cz_last_error());
+        cz_cli_say("grid", "%s", cz_last_error());
     cz_image_free(raw);
     cz_image_free(rgb);
     cz_image_free(sq);
@@ -257,7 +242,7 @@ static bool model_cells(const options *opt, int col, row *rows, long n_rows)
     const char *path = opt->models[col - 1];
     cz_colorizer *cz = NULL;
     if (cz_colorizer_load(path, NULL, &cz) != CZ_OK) {
-        say("%s", cz_last_error());
+        cz_cli_say("grid", "%s", cz_last_error());
         return false;
     }
     for (long i = 0; i < n_rows; i++) {
@@ -266,7 +251,7 @@ static bool model_cells(const options *opt, int col, row *rows, long n_rows)
             continue;
         const cz_image *truth = r->cells[opt->n_models + 1];
         if (cz_colorize_image(cz, truth, &r->cells[col]) != CZ_OK) {
-            say("%s/%s: colouring with %s failed: %s", opt->real, r->name, path,
+            cz_cli_say("grid", "%s/%s: colouring with %s failed: %s", opt->real, r->name, path,
                 cz_last_error());
             r->failed = true;
         }
@@ -364,7 +349,7 @@ int cz_cmd_grid(int argc, char **argv)
         if (m < opt.n_labels) {
             titles[m + 1] = opt.labels[m];
         } else if (!(titles[m + 1] = own_titles[m] = default_label(opt.models[m]))) {
-            say("out of memory");
+            cz_cli_say("grid", "out of memory");
             exit_status = EXIT_SOME_FAILED;
             goto cleanup;
         }
@@ -372,12 +357,12 @@ int cz_cmd_grid(int argc, char **argv)
     titles[n_cols - 1] = TRUTH_TITLE;
 
     if (n_photos < 0) {
-        say("%s: cannot open the folder: %s", opt.real, strerror(errno));
+        cz_cli_say("grid", "%s: cannot open the folder: %s", opt.real, strerror(errno));
         exit_status = EXIT_SOME_FAILED;
         goto cleanup;
     }
     if (n_photos == 0) {
-        say("%s: no .jpg, .jpeg or .png files", opt.real);
+        cz_cli_say("grid", "%s: no .jpg, .jpeg or .png files", opt.real);
         exit_status = EXIT_SOME_FAILED;
         goto cleanup;
     }
@@ -386,14 +371,14 @@ int cz_cmd_grid(int argc, char **argv)
         goto cleanup;
     }
     if (n_rows == 0) {
-        say("%s names no photo of %s", opt.names, opt.real);
+        cz_cli_say("grid", "%s names no photo of %s", opt.names, opt.real);
         exit_status = EXIT_SOME_FAILED;
         goto cleanup;
     }
     /* Refuse a picture too large before any work. */
     if (cz_grid_dimensions((int)(n_rows < INT_MAX ? n_rows : INT_MAX), n_cols, opt.size,
                            NULL, &width, &height) != CZ_OK) {
-        say("%s: fewer rows or a smaller --size", cz_last_error());
+        cz_cli_say("grid", "%s: fewer rows or a smaller --size", cz_last_error());
         exit_status = EXIT_USAGE;
         goto cleanup;
     }
@@ -408,7 +393,7 @@ int cz_cmd_grid(int argc, char **argv)
 
     /* The cells of the rows drawn, row after row. */
     if (!(cells = calloc((size_t)n_rows * (size_t)n_cols, sizeof *cells))) {
-        say("out of memory");
+        cz_cli_say("grid", "out of memory");
         exit_status = EXIT_SOME_FAILED;
         goto cleanup;
     }
@@ -424,12 +409,12 @@ int cz_cmd_grid(int argc, char **argv)
     if (failed)
         exit_status = EXIT_SOME_FAILED;
     if (drawn == 0) {
-        say("no photo could be drawn; %s not written", opt.out);
+        cz_cli_say("grid", "no photo could be drawn; %s not written", opt.out);
         goto cleanup;
     }
     if (cz_grid_render_columns(drawn, n_cols, opt.size, titles, cells, NULL, &grid) != CZ_OK ||
         cz_image_save(opt.out, grid, JPEG_QUALITY) != CZ_OK) {
-        say("%s", cz_last_error());
+        cz_cli_say("grid", "%s", cz_last_error());
         exit_status = EXIT_SOME_FAILED;
         goto cleanup;
     }
