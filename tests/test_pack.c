@@ -11,19 +11,8 @@
 
 #include "base/error.h"
 #include "check.h"
+#include "command_util.h"
 #include "models/model.h"
-
-static char dir[] = "/tmp/cz_test_pack_XXXXXX";
-static char exe[512];
-
-static const char *in_dir(const char *name)
-{
-    static char paths[8][600];
-    static int next;
-    char *p = paths[next++ % 8];
-    snprintf(p, sizeof paths[0], "%s/%s", dir, name);
-    return p;
-}
 
 static long file_size(const char *path)
 {
@@ -66,32 +55,10 @@ static void same_model(const char *what, const cz_model *a, const cz_model *b)
     CHECK(rounded > 0 || bad, "%s: nothing was rounded to bfloat16", what);
 }
 
-static int run(const char *args, char *err, size_t err_size)
-{
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "cd %s && %s %s 2>stderr.txt >/dev/null", dir, exe, args);
-    int status = system(cmd);
-    FILE *f = fopen(in_dir("stderr.txt"), "r");
-    size_t n = f ? fread(err, 1, err_size - 1, f) : 0;
-    err[n] = '\0';
-    if (f)
-        fclose(f);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 int main(void)
 {
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
+    if (!command_setup())
         return 1;
-    }
-    /* The commands run inside dir: the build folder as an absolute path. */
-    const char *build = getenv("COLORIZE_BUILD");
-    char cwd[200];
-    if (!build)
-        build = "build/release";
-    snprintf(exe, sizeof exe, "%s%s%.250s/colorize", build[0] == '/' ? "" : getcwd(cwd, sizeof cwd),
-             build[0] == '/' ? "" : "/", build);
 
     /* An ImageNet classifier (shrunk) and a generator trained on top of it,
      * with the encoder frozen: its other tensors differ from fresh ones. */
@@ -238,9 +205,6 @@ int main(void)
     cz_model_free(gen);
     cz_model_free(resnet50);
     cz_model_free(other);
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
+    command_cleanup();
     return check_finish("test_pack");
 }

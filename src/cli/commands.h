@@ -12,6 +12,7 @@ int cz_cmd_grid(int argc, char **argv);     /* comparison picture of models */
 int cz_cmd_turing(int argc, char **argv);   /* Turing test: serve, report */
 int cz_cmd_classify(int argc, char **argv); /* ImageNet classification check */
 int cz_cmd_info(int argc, char **argv);     /* describe model files */
+int cz_cmd_average(int argc, char **argv);  /* snapshots of a run -> their mean */
 int cz_cmd_pack(int argc, char **argv);     /* generator -> compact shipped file */
 int cz_cmd_unpack(int argc, char **argv);   /* compact file -> whole generator */
 int cz_cmd_import_keras(int argc, char **argv); /* Keras ResNet50 -> model file */

@@ -19,6 +19,7 @@ static const command commands[] = {
     {"turing", cz_cmd_turing, "the colourisation Turing test: serve it, report fool rates"},
     {"classify", cz_cmd_classify, "ImageNet top-5 of photos with a resnet50 model (--eval DIR)"},
     {"info", cz_cmd_info, "architecture, parameters and metadata of model files"},
+    {"average", cz_cmd_average, "one model from several snapshots of a run, weights averaged"},
     {"pack", cz_cmd_pack, "a trained generator as the compact file that ships"},
     {"unpack", cz_cmd_unpack, "a packed generator made whole again (encoder restored)"},
     {"import-keras-resnet50", cz_cmd_import_keras, "convert Keras's ImageNet ResNet50 (TF.js)"},

@@ -132,6 +132,15 @@ cz_model_tensor *cz_model_find(const cz_model *m, const char *name);
  * encoder_layout and encoder_width. */
 cz_status cz_model_import_encoder(cz_model *gen, const cz_model *resnet50);
 
+/* --- Averaging (average.c) ---
+ * The element-wise mean of n model files of one architecture and spec (every
+ * tensor, BatchNorm statistics included): snapshots of a GAN run, such as the
+ * generators of its last epochs, averaged into one that keeps what they agree
+ * on. The result has the last file's metadata (the newest snapshot) and
+ * "averaged_from": the files' names. CZ_ERR_INVALID, naming both files, if
+ * one differs from the last in architecture or spec. */
+cz_status cz_model_average(const char *const *paths, int n, cz_model **out);
+
 /* --- Packed files (pack.c): how a trained generator ships ---
  * A generator whose ResNet50 encoder is the ImageNet weights unchanged
  * (trained frozen) is packed without it: the file holds what training
