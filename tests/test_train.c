@@ -295,12 +295,25 @@ static void test_generator_each_epoch(void)
     o.stop_after_steps = 0;
     o.steps = 18;
     o.stop_at_epoch = 2;
+    o.epoch_generators = true;
     char stop_dir[400];
     snprintf(stop_dir, sizeof stop_dir, "%s/stop-at-epoch", root);
     o.out_dir = stop_dir;
     CHECK(cz_train(&o) == CZ_OK, "run to epoch 2: %s", cz_last_error());
     snprintf(path, sizeof path, "%s/checkpoints/step-00000012.safetensors", stop_dir);
     CHECK(exists(path), "no checkpoint at the end of epoch 2");
+    /* --epoch-generators: each finished epoch's generator is kept. */
+    for (int epoch = 1; epoch <= 2; epoch++) {
+        snprintf(path, sizeof path, "%s/generator-epoch-%d.safetensors", stop_dir, epoch);
+        cz_model *m = NULL;
+        CHECK(cz_model_load(path, &m) == CZ_OK, "epoch %d's generator: %s", epoch, cz_last_error());
+        const char *epochs = m ? cz_model_metadata(m, "trained_epochs") : NULL;
+        CHECK(epochs && atoi(epochs) == epoch, "%s says trained_epochs %s", path,
+              epochs ? epochs : "(none)");
+        cz_model_free(m);
+    }
+    snprintf(path, sizeof path, "%s/generator-epoch-3.safetensors", stop_dir);
+    CHECK(!exists(path), "a generator of epoch 3, which did not run");
     snprintf(path, sizeof path, "%s/checkpoints/step-00000013.safetensors", stop_dir);
     CHECK(!exists(path), "the run went on past epoch 2");
     o.resume = true;

@@ -45,6 +45,8 @@ static void usage(FILE *out)
             "      --keep N              checkpoints kept (default 3)\n"
             "      --resume              continue from the newest checkpoint in OUT_DIR\n"
             "      --stop-at-epoch N     stop (checkpointed; --resume continues) once N epochs are done\n"
+            "      --epoch-generators    also keep each epoch's generator, generator-epoch-N.safetensors\n"
+            "                            (for `colorize average`)\n"
             "  -q, --quiet               no progress line\n"
             "  -h, --help\n");
 }
@@ -73,7 +75,8 @@ int cz_cmd_train(int argc, char **argv)
 {
     enum { O_WIDTH = 256, O_ENCODER, O_TRAIN_ENCODER, O_VAL, O_SIZE, O_SOURCE, O_WORKERS, O_STEPS,
            O_LR, O_BETA1, O_BETA2, O_LAMBDA, O_DECAY, O_SMOOTH, O_NOISY, O_BF16, O_SEED,
-           O_CKPT, O_KEEP, O_RESUME, O_STOP_AFTER, O_STOP_AT_EPOCH };
+           O_CKPT, O_KEEP, O_RESUME, O_STOP_AFTER, O_STOP_AT_EPOCH,
+           O_EPOCH_GENERATORS };
     static const struct option longopts[] = {
         {"generator", required_argument, 0, 'g'}, {"discriminator", required_argument, 0, 'D'},
         {"width", required_argument, 0, O_WIDTH}, {"encoder", required_argument, 0, O_ENCODER},
@@ -89,6 +92,7 @@ int cz_cmd_train(int argc, char **argv)
         {"checkpoint-minutes", required_argument, 0, O_CKPT}, {"keep", required_argument, 0, O_KEEP},
         {"resume", no_argument, 0, O_RESUME}, {"stop-after", required_argument, 0, O_STOP_AFTER},
         {"stop-at-epoch", required_argument, 0, O_STOP_AT_EPOCH},
+        {"epoch-generators", no_argument, 0, O_EPOCH_GENERATORS},
         {"output", required_argument, 0, 'o'}, {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     cz_train_options o;
@@ -133,6 +137,7 @@ int cz_cmd_train(int argc, char **argv)
         case O_RESUME: o.resume = true; break;
         case O_STOP_AFTER: ok = parse_int(optarg, 1, (long long)1 << 40, &v); o.stop_after_steps = v; break;
         case O_STOP_AT_EPOCH: ok = parse_int(optarg, 1, 1000000, &v); o.stop_at_epoch = (int)v; break;
+        case O_EPOCH_GENERATORS: o.epoch_generators = true; break;
         case 'o': o.out_dir = optarg; break;
         case 'q': o.quiet = true; break;
         case 'h': usage(stdout); return 0;

@@ -531,6 +531,10 @@ static cz_status save_generator(run *r)
         st = cz_model_save(r->gen_model, path, meta);
     if (st == CZ_OK && !r->opt->quiet)
         fprintf(stderr, "\nwrote %s\n", path);
+    if (st == CZ_OK && r->opt->epoch_generators) {
+        snprintf(path, sizeof path, "%s/generator-epoch-%s.safetensors", r->opt->out_dir, epochs);
+        st = cz_model_save(r->gen_model, path, meta);
+    }
     return st;
 }
 

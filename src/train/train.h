@@ -54,6 +54,7 @@ typedef struct {
     int sample_rows;           /* validation photos in each epoch's grid */
     bool quiet;                /* no progress line */
     int stop_at_epoch;         /* stop (as if signalled) once this many epochs are done; 0 never */
+    bool epoch_generators;     /* also keep each epoch's generator as generator-epoch-N.safetensors */
     int64_t stop_after_steps;  /* testing aid: stop (as if signalled) after this many steps */
 } cz_train_options;
 
@@ -63,7 +64,8 @@ void cz_train_defaults(cz_train_options *opt);
 /* Runs (or resumes) a training run; returns when it is done, stopped by a
  * signal (after checkpointing), or failed. The generator is written to
  * out_dir/generator.safetensors, loadable by `colorize --model`, after every
- * epoch and at the end. */
+ * epoch and at the end (with epoch_generators, also to
+ * out_dir/generator-epoch-N.safetensors after epoch N). */
 cz_status cz_train(const cz_train_options *opt);
 
 #endif
