@@ -1,8 +1,10 @@
 /* The built-in model as shipped: models/default.safetensors is a packed
  * generator that records how it was trained, `make model` has unpacked it
  * to the path colorize uses by default, and it colours photos: on the first
- * validation photos it adds colour (colourfulness at least half the
- * originals') without being less faithful than the gray photo (CIEDE2000).
+ * validation photos it adds colour (colourfulness at least 0.75x the
+ * originals') without being less faithful than the gray photo (CIEDE2000;
+ * PSNR is printed, not checked: on these 64 photos it beats gray's by only
+ * 0.02 dB, a margin another CPU's arithmetic could erase).
  * models/README.md has the full measurements on all validation photos.
  *
  * The photos are ../shared/data/val (or $CZ_EVAL_DIR). Without them, or
@@ -21,7 +23,7 @@
 #define PACKED "models/default.safetensors"
 #define DEFAULT_PHOTOS "../shared/data/val"
 #define PHOTOS 64
-#define MIN_CF_RATIO 0.5 /* of the originals' colourfulness */
+#define MIN_CF_RATIO 0.75 /* of the originals' colourfulness (the epoch-3 model had 0.74) */
 #define EXIT_SKIPPED 77
 
 static void packed_file(void)
@@ -34,7 +36,7 @@ static void packed_file(void)
         return;
     CHECK(cz_model_kind_of(cz_model_spec_of(m)->arch) == CZ_MODEL_GENERATOR, "not a generator");
     const char *keys[] = {"recipe", "training_options", "trained_epochs", "trained_steps",
-                          "training_data_sha256", CZ_PACKED_DIGEST_KEY};
+                          "training_data_sha256", "averaged_from", CZ_PACKED_DIGEST_KEY};
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
         CHECK(cz_model_metadata(m, keys[i]) && *cz_model_metadata(m, keys[i]),
               "%s does not record %s", PACKED, keys[i]);
@@ -78,8 +80,9 @@ int main(void)
         double images = json_number_value(json_object_get(root, "images"));
         double cf = number(root, "model", "cf"), cf_truth = number(root, "model", "cf_truth");
         double de = number(root, "model", "delta_e"), de_gray = number(root, "grayscale", "delta_e");
-        printf("built-in model on %.0f photos: CF %.1f (originals %.1f), CIEDE2000 %.2f (gray %.2f)\n",
-               images, cf, cf_truth, de, de_gray);
+        double psnr = number(root, "model", "psnr"), psnr_gray = number(root, "grayscale", "psnr");
+        printf("built-in model on %.0f photos: CF %.1f (originals %.1f), CIEDE2000 %.2f (gray %.2f), "
+               "PSNR %.2f dB (gray %.2f)\n", images, cf, cf_truth, de, de_gray, psnr, psnr_gray);
         CHECK(images == PHOTOS, "%.0f photos measured, not %d", images, PHOTOS);
         CHECK(cf >= MIN_CF_RATIO * cf_truth, "a sepia wash: colourfulness %.1f, originals %.1f",
               cf, cf_truth);
