@@ -128,6 +128,20 @@ static cz_status make_reorder(cz_mirror *m)
     return st;
 }
 
+/* Gives the mirror its own memory in the primitive's layout and the reorder
+ * between it and the user's; frees the mirror on failure. */
+static cz_status own_prim(cz_mirror *m, const dnnl_memory_desc_t *prim_md)
+{
+    m->owns_prim = true;
+    cz_status st = cz_dnnl_check(dnnl_memory_create(&m->prim, prim_md, engine,
+                                                    DNNL_MEMORY_ALLOCATE), "memory");
+    if (st == CZ_OK)
+        st = make_reorder(m);
+    if (st != CZ_OK)
+        cz_mirror_free(m);
+    return st;
+}
+
 cz_status cz_mirror_init(cz_mirror *m, const dnnl_memory_desc_t *user_md, void *user_data,
                          const dnnl_memory_desc_t *prim_md, cz_mirror_dir dir)
 {
@@ -148,14 +162,7 @@ cz_status cz_mirror_init(cz_mirror *m, const dnnl_memory_desc_t *user_md, void *
         m->prim = m->user;
         return CZ_OK;
     }
-    m->owns_prim = true;
-    st = cz_dnnl_check(dnnl_memory_create(&m->prim, prim_md, engine, DNNL_MEMORY_ALLOCATE),
-                       "memory");
-    if (st == CZ_OK)
-        st = make_reorder(m);
-    if (st != CZ_OK)
-        cz_mirror_free(m);
-    return st;
+    return own_prim(m, prim_md);
 }
 
 cz_status cz_mirror_init_scaled(cz_mirror *m, const dnnl_memory_desc_t *user_md, void *user_data,
@@ -167,18 +174,14 @@ cz_status cz_mirror_init_scaled(cz_mirror *m, const dnnl_memory_desc_t *user_md,
         return cz_fail(CZ_ERR_BACKEND, "oneDNN: no CPU engine");
     int64_t count = user_md->dims[0];
     dnnl_memory_desc_t scales_md = cz_dnnl_md(1, &count, dnnl_f32, dnnl_x);
-    m->owns_prim = true;
     cz_status st = cz_dnnl_check(dnnl_memory_create(&m->user, user_md, engine, user_data), "memory");
     if (st == CZ_OK)
         st = cz_dnnl_check(dnnl_memory_create(&m->scales, &scales_md, engine, scales), "memory");
-    if (st == CZ_OK)
-        st = cz_dnnl_check(dnnl_memory_create(&m->prim, prim_md, engine, DNNL_MEMORY_ALLOCATE),
-                           "memory");
-    if (st == CZ_OK)
-        st = make_reorder(m);
-    if (st != CZ_OK)
+    if (st != CZ_OK) {
         cz_mirror_free(m);
-    return st;
+        return st;
+    }
+    return own_prim(m, prim_md);
 }
 
 cz_status cz_mirror_init_shared(cz_mirror *m, const cz_mirror *other,
