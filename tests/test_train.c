@@ -1,7 +1,8 @@
 /* colorize train: a CI-sized run whose L1 falls, bit-identical continuation
- * after kill -9 and after SIGINT, refusal to resume with other options, and
- * a NaN that stops the run. Photos are made here: coloured shapes whose
- * a*b* follow from their lightness, so a small network can learn them. */
+ * after kill -9 and after SIGINT, refusal to resume with other options, a
+ * resumed run that takes a new schedule, and a NaN that stops the run.
+ * Photos are made here: coloured shapes whose a*b* follow from their
+ * lightness, so a small network can learn them. */
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
@@ -321,6 +322,45 @@ static void test_generator_each_epoch(void)
     CHECK(!exists(path), "a resumed run went on past epoch 2");
 }
 
+/* A resumed run may take a new schedule while the steps it has taken keep
+ * their learning rate: 2 constant epochs, then resumed as 3 epochs whose
+ * last one decays, end bit for bit where a 3-epoch run does. */
+static void test_resume_new_schedule(void)
+{
+    char straight[400], extended[400], a[600], b[600];
+    snprintf(straight, sizeof straight, "%s/schedule-straight", root);
+    snprintf(extended, sizeof extended, "%s/schedule-extended", root);
+    cz_train_options o;
+    base_options(&o, straight);
+    o.steps = 0;
+    o.epochs = 3; /* 6 steps an epoch */
+    o.decay_epochs = 1;
+    CHECK(cz_train(&o) == CZ_OK, "3-epoch run: %s", cz_last_error());
+
+    o.out_dir = extended;
+    o.epochs = 2;
+    o.decay_epochs = 0;
+    CHECK(cz_train(&o) == CZ_OK, "2-epoch run: %s", cz_last_error());
+    o.epochs = 3;
+    o.decay_epochs = 1;
+    o.resume = true;
+    CHECK(cz_train(&o) == CZ_OK, "resumed as 3 epochs: %s", cz_last_error());
+    snprintf(a, sizeof a, "%s/generator.safetensors", straight);
+    snprintf(b, sizeof b, "%s/generator.safetensors", extended);
+    same_weights("2 epochs resumed as 3 against 3", a, b);
+
+    /* Both runs have decayed in epoch 3: their schedules are fixed now. */
+    o.epochs = 4;
+    CHECK(cz_train(&o) == CZ_ERR_INVALID && strstr(cz_last_error(), "learning rate of steps already taken") &&
+              strstr(cz_last_error(), "epochs=3 steps=0 decay_epochs=1"),
+          "resuming a decayed run with a longer schedule: %s", cz_last_error());
+    /* Nor can a run be made shorter than what it has done. */
+    o.epochs = 2;
+    o.decay_epochs = 0;
+    CHECK(cz_train(&o) == CZ_ERR_INVALID && strstr(cz_last_error(), "more than the 12 now asked for"),
+          "resuming 18 steps as 12: %s", cz_last_error());
+}
+
 static void test_nan_stops(void)
 {
     char out[400], path[600];
@@ -350,6 +390,7 @@ int main(void)
     test_learns();
     test_resume_after_kill();
     test_generator_each_epoch();
+    test_resume_new_schedule();
     test_nan_stops();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);

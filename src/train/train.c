@@ -49,6 +49,8 @@ void cz_train_defaults(cz_train_options *opt)
 static volatile sig_atomic_t stop_requested;
 static void on_signal(int sig) { stop_requested = sig; }
 
+#define SCHEDULE_FORMAT " epochs=%d steps=%lld decay_epochs=%d"
+
 /* --- One run's state. --- */
 
 typedef struct {
@@ -68,6 +70,10 @@ typedef struct {
     cz_loader *loader;
     cz_train_position pos;
     int64_t total_steps, batches_per_epoch;
+    /* The schedule a resumed run was started with (see check_schedule). */
+    bool resumed;
+    int saved_epochs, saved_decay_epochs;
+    long long saved_steps;
     char checkpoint_dir[4096];
     FILE *log;
     /* loss history for the plot */
@@ -264,14 +270,17 @@ static void free_names(char **names, int n)
     free(names);
 }
 
-/* The settings a resumed run must share with the one it continues. */
+/* The settings that shape a run. A resumed run must share all of them but
+ * the schedule (the trailing " epochs=... steps=... decay_epochs=..."),
+ * which it may change as long as the steps already taken keep their
+ * learning rate (check_schedule). */
 static void describe_options(const run *r, char *buf, size_t size)
 {
     const cz_train_options *o = r->opt;
     snprintf(buf, size,
              "generator=%s width=%d freeze_encoder=%d discriminator=%s width=%d size=%d batch=%d "
              "seed=%llu precision=%s lr=%g beta1=%g beta2=%g lambda_l1=%g real=[%g,%g] "
-             "fake=[%g,%g] epochs=%d steps=%lld decay_epochs=%d",
+             "fake=[%g,%g]" SCHEDULE_FORMAT,
              o->generator.arch, o->generator.width, o->generator.freeze_encoder,
              o->discriminator.arch, o->discriminator.width, r->size, o->batch,
              (unsigned long long)o->seed, o->precision == CZ_BF16 ? "bf16" : "fp32", o->lr, o->beta1,
@@ -311,7 +320,14 @@ static cz_status resume(run *r)
     free_names(names, n);
     char *saved = cz_checkpoint_metadata(path, "options");
     describe_options(r, options, sizeof options);
-    if (!saved || strcmp(saved, options) != 0) {
+    char *saved_schedule = saved ? strstr(saved, " epochs=") : NULL;
+    char *schedule = strstr(options, " epochs=");
+    bool same = saved_schedule &&
+                sscanf(saved_schedule, SCHEDULE_FORMAT, &r->saved_epochs, &r->saved_steps,
+                       &r->saved_decay_epochs) == 3 &&
+                saved_schedule - saved == schedule - options &&
+                strncmp(saved, options, (size_t)(schedule - options)) == 0;
+    if (!same) {
         cz_status st = cz_fail(CZ_ERR_INVALID, "%s: the run was started with other options:\n  saved: %s\n  now:   %s",
                                path, saved ? saved : "(none)", options);
         free(saved);
@@ -319,9 +335,47 @@ static cz_status resume(run *r)
     }
     free(saved);
     cz_status st = cz_checkpoint_load(path, &r->pos);
+    r->resumed = st == CZ_OK;
     if (st == CZ_OK && !r->opt->quiet)
         fprintf(stderr, "resuming from %s (step %lld)\n", path, (long long)r->pos.step);
     return st;
+}
+
+/* The step after which a schedule's learning rate starts to decay. */
+static int64_t decay_start(int epochs, int64_t steps, int decay_epochs, int64_t batches_per_epoch)
+{
+    int64_t total = steps > 0 ? steps : (int64_t)epochs * batches_per_epoch;
+    return total - (decay_epochs > 0 ? (int64_t)decay_epochs * batches_per_epoch : 0);
+}
+
+/* A resumed run may be lengthened, shortened or given another decay, but
+ * only while every step it has taken had the same learning rate under both
+ * schedules: then it is the run it would have been had it started with the
+ * new one, and its recipe stays a single command. */
+static cz_status check_schedule(const run *r)
+{
+    const cz_train_options *o = r->opt;
+    int64_t bpe = r->batches_per_epoch, done = r->pos.step;
+    int64_t was = decay_start(r->saved_epochs, r->saved_steps, r->saved_decay_epochs, bpe);
+    int64_t now = decay_start(o->epochs, o->steps, o->decay_epochs, bpe);
+    bool unchanged = r->saved_epochs == o->epochs && r->saved_steps == o->steps &&
+                     r->saved_decay_epochs == o->decay_epochs;
+    if (unchanged)
+        return CZ_OK;
+    if (r->total_steps < done)
+        return cz_fail(CZ_ERR_INVALID, "%s: the run has taken %lld steps, more than the %lld now asked for",
+                       r->checkpoint_dir, (long long)done, (long long)r->total_steps);
+    if (was < done || now < done)
+        return cz_fail(CZ_ERR_INVALID,
+                       "%s: the new schedule would change the learning rate of steps already taken "
+                       "(%lld taken; decay after step %lld in the saved schedule, %lld in the new one); "
+                       "resume with the saved one: epochs=%d steps=%lld decay_epochs=%d",
+                       r->checkpoint_dir, (long long)done, (long long)was, (long long)now,
+                       r->saved_epochs, r->saved_steps, r->saved_decay_epochs);
+    if (!o->quiet)
+        fprintf(stderr, "new schedule: %lld steps, the learning rate decaying after step %lld\n",
+                (long long)r->total_steps, (long long)now);
+    return CZ_OK;
 }
 
 /* --- Log: log.csv, one row per step; a resumed run drops rows past its
@@ -636,6 +690,8 @@ cz_status cz_train(const cz_train_options *o)
         st = open_data(&r);
     if (st == CZ_OK)
         st = open_loader(&r);
+    if (st == CZ_OK && r.resumed)
+        st = check_schedule(&r);
     if (st == CZ_OK)
         st = open_log(&r);
     if (st != CZ_OK) {
