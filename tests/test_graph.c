@@ -321,6 +321,31 @@ static void test_learning(void)
     cz_graph_free(g);
 }
 
+/* A graph whose parameters a model will fill leaves them zero; otherwise
+ * plan draws them (weights from N(0, 0.2^2)) and sets declared constants. */
+static void test_params_copied_in(void)
+{
+    for (int copied_in = 0; copied_in <= 1; copied_in++) {
+        cz_graph_config cfg = {.precision = CZ_FP32, .seed = 3, .params_copied_in = copied_in};
+        cz_graph *g = cz_graph_create(&cfg);
+        cz_tensor *x = cz_graph_input(g, "x", 1, 1, 8, 8, false);
+        conv_layer(g, "conv", x, 4);
+        int64_t c[1] = {4};
+        cz_tensor *var = cz_graph_buffer(g, "bn.running_var", 1, c, CZ_INIT_ONES);
+        CHECK(cz_graph_plan(g) == CZ_OK, "plan: %s", cz_last_error());
+        const cz_param_store *ps = cz_graph_params(g);
+        size_t nonzero = 0;
+        for (size_t i = 0; i < ps->n_total; i++)
+            nonzero += ps->data[i] != 0.0f;
+        if (copied_in)
+            CHECK(nonzero == 0, "params_copied_in: %zu of %zu values are not zero", nonzero, ps->n_total);
+        else
+            CHECK(nonzero == 4 * 9 + 4 && var->data[0] == 1.0f,
+                  "drawn: %zu nonzero values of %zu, running_var %g", nonzero, ps->n_total, var->data[0]);
+        cz_graph_free(g);
+    }
+}
+
 int main(void)
 {
     test_no_malloc_in_step();
@@ -328,5 +353,6 @@ int main(void)
     test_gan_pattern();
     test_determinism();
     test_learning();
+    test_params_copied_in();
     return check_finish("test_graph");
 }

@@ -301,12 +301,14 @@ cz_status cz_graph_plan(cz_graph *g)
                 t->data = s->data + frozen;
                 frozen += n;
             }
-            init_values(g, t);
+            if (!g->config.params_copied_in)
+                init_values(g, t);
             break;
         case CZ_TENSOR_BUFFER:
             t->data = s->data + buffer;
             buffer += n;
-            init_values(g, t);
+            if (!g->config.params_copied_in)
+                init_values(g, t);
             break;
         }
     }

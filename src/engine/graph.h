@@ -104,6 +104,10 @@ typedef struct {
     uint64_t seed;          /* parameter initialisation and dropout masks */
     bool unfused;           /* inference: every layer its own op, as in training,
                                instead of fused ones (what tests compare against) */
+    bool params_copied_in;  /* the caller fills every parameter and buffer after
+                               planning (cz_model_to_graph): plan leaves them zero
+                               instead of drawing random ones, which costs half a
+                               second for a ResNet50 */
 } cz_graph_config;
 
 cz_graph *cz_graph_create(const cz_graph_config *config);

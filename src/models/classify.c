@@ -105,7 +105,7 @@ cz_status cz_classifier_create(const cz_model *m, int batch, int size, cz_precis
     if (batch < 1 || batch > MAX_BATCH || size < 32 || size > MAX_CLASSIFY_SIZE)
         return cz_fail(CZ_ERR_INVALID, "classify: batch %d or size %d out of range", batch, size);
     cz_classifier *c = calloc(1, sizeof *c);
-    cz_graph_config config = {.training = false, .precision = precision, .seed = 0};
+    cz_graph_config config = {.training = false, .precision = precision, .params_copied_in = true};
     if (!c || !(c->g = cz_graph_create(&config))) {
         cz_classifier_free(c);
         return cz_fail(CZ_ERR_NOMEM, "classify: out of memory");

@@ -58,7 +58,7 @@ static cz_status build_graph(cz_colorizer *cz, const cz_model *m,
     cz_graph_config config = {
         .training = false,
         .precision = cz->bf16 ? CZ_BF16 : CZ_FP32,
-        .seed = 0,
+        .params_copied_in = true,
     };
     cz->g = cz_graph_create(&config);
     if (!cz->g)

@@ -462,7 +462,7 @@ static cz_status validate(run *r, int64_t epoch, double *val_l1_out)
         return CZ_OK;
     const cz_train_options *o = r->opt;
     int B = 8, S = r->size;
-    cz_graph_config cfg = {.training = false, .precision = o->precision, .seed = o->seed};
+    cz_graph_config cfg = {.training = false, .precision = o->precision, .params_copied_in = true};
     cz_graph *g = cz_graph_create(&cfg);
     cz_tensor *L = cz_graph_input(g, "L", B, 1, S, S, false);
     cz_tensor *ab = cz_model_build(&o->generator, g, L);
