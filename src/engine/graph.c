@@ -23,6 +23,18 @@ struct cz_graph {
     cz_node *nodes;
     int n_nodes, cap_nodes;
 
+    /* Scratch (cz_graph_scratch): the pieces asked for, the bytes of each
+     * slot (the largest of its pieces), and the one allocation. */
+    struct scratch_piece {
+        int slot;
+        cz_scratch_bind bind;
+        void *ctx;
+    } *pieces;
+    int n_pieces, cap_pieces;
+    size_t *slot_bytes;
+    int n_slots, next_slot;
+    void *scratch;
+
     float *activations;      /* activation and input values */
     float *activation_grads; /* their gradients, cleared by each forward */
     size_t n_activation_grads;
@@ -60,6 +72,9 @@ void cz_graph_free(cz_graph *g)
     }
     free(g->tensors);
     free(g->nodes);
+    free(g->pieces);
+    free(g->slot_bytes);
+    free(g->scratch);
     free(g->activations);
     free(g->activation_grads);
     free(g->store.data);
@@ -239,6 +254,55 @@ static void init_values(cz_graph *g, cz_tensor *t)
 /* Activations are padded to 16 floats so each starts 64-byte aligned. */
 static size_t padded(int64_t n) { return ((size_t)n + 15) & ~(size_t)15; }
 
+static size_t aligned64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
+
+cz_status cz_graph_scratch(cz_graph *g, size_t bytes, cz_scratch_bind bind, void *ctx)
+{
+    int slot = g->next_slot++;
+    if (slot == g->n_slots) {
+        size_t *more = realloc(g->slot_bytes, (size_t)(slot + 1) * sizeof *more);
+        if (!more)
+            return cz_fail(g->status = CZ_ERR_NOMEM, "graph: out of memory for scratch");
+        g->slot_bytes = more;
+        g->slot_bytes[g->n_slots++] = 0;
+    }
+    if (g->n_pieces == g->cap_pieces) {
+        int cap = g->cap_pieces ? 2 * g->cap_pieces : 64;
+        struct scratch_piece *more = realloc(g->pieces, (size_t)cap * sizeof *more);
+        if (!more)
+            return cz_fail(g->status = CZ_ERR_NOMEM, "graph: out of memory for scratch");
+        g->pieces = more;
+        g->cap_pieces = cap;
+    }
+    g->pieces[g->n_pieces++] = (struct scratch_piece){slot, bind, ctx};
+    if (aligned64(bytes) > g->slot_bytes[slot])
+        g->slot_bytes[slot] = aligned64(bytes);
+    return CZ_OK;
+}
+
+/* Lays the slots end to end in one allocation and binds every piece. */
+static cz_status bind_scratch(cz_graph *g)
+{
+    if (g->n_pieces == 0)
+        return CZ_OK;
+    size_t total = 0;
+    for (int k = 0; k < g->n_slots; k++)
+        total += g->slot_bytes[k];
+    size_t *offset = malloc((size_t)g->n_slots * sizeof *offset);
+    g->scratch = aligned_alloc(64, total);
+    if (!offset || !g->scratch) {
+        free(offset);
+        return cz_fail(g->status = CZ_ERR_NOMEM, "graph: cannot allocate %zu MB of scratch", total >> 20);
+    }
+    for (int k = 0; k < g->n_slots; k++)
+        offset[k] = k ? offset[k - 1] + g->slot_bytes[k - 1] : 0;
+    cz_status st = CZ_OK;
+    for (int i = 0; i < g->n_pieces && st == CZ_OK; i++)
+        st = g->pieces[i].bind(g->pieces[i].ctx, (char *)g->scratch + offset[g->pieces[i].slot]);
+    free(offset);
+    return st == CZ_OK ? CZ_OK : (g->status = st);
+}
+
 cz_status cz_graph_plan(cz_graph *g)
 {
     if (g->status != CZ_OK)
@@ -316,13 +380,14 @@ cz_status cz_graph_plan(cz_graph *g)
 
     for (int i = 0; i < g->n_nodes; i++) {
         cz_node *node = &g->nodes[i];
+        g->next_slot = 0;
         if (node->op->plan) {
             cz_status st = node->op->plan(g, node);
             if (st != CZ_OK)
                 return g->status = st;
         }
     }
-    return CZ_OK;
+    return bind_scratch(g);
 }
 
 cz_status cz_graph_forward(cz_graph *g)

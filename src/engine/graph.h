@@ -145,6 +145,17 @@ cz_tensor *cz_graph_error(cz_graph *g, cz_status status, const char *fmt, ...)
 /* Allocate everything, initialise parameters, create primitives. Once. */
 cz_status cz_graph_plan(cz_graph *g);
 
+/* For op plans: scratch, memory an op needs only within one forward or
+ * backward call of its own (a primitive's output before it is converted
+ * into our tensor, an output gradient converted for the primitive). An op
+ * asks for its pieces in order while it plans; the k-th piece of every op
+ * lies in one region, sized by the largest, so the graph holds a few ops'
+ * worth of such memory rather than all of theirs. Once every op has
+ * planned, bind(ctx, address) gives each piece its 64-byte aligned address;
+ * its failure fails the plan. */
+typedef cz_status (*cz_scratch_bind)(void *ctx, void *address);
+cz_status cz_graph_scratch(cz_graph *g, size_t bytes, cz_scratch_bind bind, void *ctx);
+
 /* Both return the graph's status: CZ_OK, or the first failure of a step
  * (after which the graph is unusable). */
 cz_status cz_graph_forward(cz_graph *g);

@@ -128,13 +128,30 @@ static cz_status make_reorder(cz_mirror *m)
     return st;
 }
 
-/* Gives the mirror its own memory in the primitive's layout and the reorder
- * between it and the user's; frees the mirror on failure. */
-static cz_status own_prim(cz_mirror *m, const dnnl_memory_desc_t *prim_md)
+static cz_status bind_scratch(void *memory, void *address)
+{
+    return cz_dnnl_check(dnnl_memory_set_data_handle(memory, address), "scratch memory");
+}
+
+/* The mirror's own memory object in the primitive's layout: its data
+ * allocated with it, or, given a graph (transient), placed in the graph's
+ * scratch when planning ends. */
+static cz_status create_prim(cz_mirror *m, const dnnl_memory_desc_t *prim_md, cz_graph *transient_in)
 {
     m->owns_prim = true;
     cz_status st = cz_dnnl_check(dnnl_memory_create(&m->prim, prim_md, engine,
-                                                    DNNL_MEMORY_ALLOCATE), "memory");
+                                                    transient_in ? DNNL_MEMORY_NONE : DNNL_MEMORY_ALLOCATE),
+                                 "memory");
+    if (st == CZ_OK && transient_in)
+        st = cz_graph_scratch(transient_in, dnnl_memory_desc_get_size(prim_md), bind_scratch, m->prim);
+    return st;
+}
+
+/* Gives the mirror its own memory and the reorder between it and the
+ * user's; frees the mirror on failure. */
+static cz_status own_prim(cz_mirror *m, const dnnl_memory_desc_t *prim_md, cz_graph *transient_in)
+{
+    cz_status st = create_prim(m, prim_md, transient_in);
     if (st == CZ_OK)
         st = make_reorder(m);
     if (st != CZ_OK)
@@ -142,18 +159,15 @@ static cz_status own_prim(cz_mirror *m, const dnnl_memory_desc_t *prim_md)
     return st;
 }
 
-cz_status cz_mirror_init(cz_mirror *m, const dnnl_memory_desc_t *user_md, void *user_data,
-                         const dnnl_memory_desc_t *prim_md, cz_mirror_dir dir)
+static cz_status init(cz_mirror *m, cz_graph *transient_in, const dnnl_memory_desc_t *user_md,
+                      void *user_data, const dnnl_memory_desc_t *prim_md, cz_mirror_dir dir)
 {
     memset(m, 0, sizeof *m);
     m->dir = dir;
     if (!cz_dnnl_engine())
         return cz_fail(CZ_ERR_BACKEND, "oneDNN: no CPU engine");
-    if (!user_data) {
-        m->owns_prim = true;
-        return cz_dnnl_check(dnnl_memory_create(&m->prim, prim_md, engine, DNNL_MEMORY_ALLOCATE),
-                             "memory");
-    }
+    if (!user_data)
+        return create_prim(m, prim_md, transient_in);
     cz_status st = cz_dnnl_check(dnnl_memory_create(&m->user, user_md, engine, user_data),
                                  "memory");
     if (st != CZ_OK)
@@ -162,7 +176,20 @@ cz_status cz_mirror_init(cz_mirror *m, const dnnl_memory_desc_t *user_md, void *
         m->prim = m->user;
         return CZ_OK;
     }
-    return own_prim(m, prim_md);
+    return own_prim(m, prim_md, transient_in);
+}
+
+cz_status cz_mirror_init(cz_mirror *m, const dnnl_memory_desc_t *user_md, void *user_data,
+                         const dnnl_memory_desc_t *prim_md, cz_mirror_dir dir)
+{
+    return init(m, NULL, user_md, user_data, prim_md, dir);
+}
+
+cz_status cz_mirror_init_transient(cz_mirror *m, cz_graph *g, const dnnl_memory_desc_t *user_md,
+                                   void *user_data, const dnnl_memory_desc_t *prim_md,
+                                   cz_mirror_dir dir)
+{
+    return init(m, g, user_md, user_data, prim_md, dir);
 }
 
 cz_status cz_mirror_init_scaled(cz_mirror *m, const dnnl_memory_desc_t *user_md, void *user_data,
@@ -181,10 +208,10 @@ cz_status cz_mirror_init_scaled(cz_mirror *m, const dnnl_memory_desc_t *user_md,
         cz_mirror_free(m);
         return st;
     }
-    return own_prim(m, prim_md);
+    return own_prim(m, prim_md, NULL);
 }
 
-cz_status cz_mirror_init_shared(cz_mirror *m, const cz_mirror *other,
+cz_status cz_mirror_init_shared(cz_mirror *m, const cz_mirror *other, cz_graph *g,
                                 const dnnl_memory_desc_t *user_md, void *user_data,
                                 const dnnl_memory_desc_t *prim_md, cz_mirror_dir dir)
 {
@@ -195,7 +222,7 @@ cz_status cz_mirror_init_shared(cz_mirror *m, const cz_mirror *other,
         m->prim = other->prim; /* borrowed: synced by its owner */
         return CZ_OK;
     }
-    return cz_mirror_init(m, user_md, user_data, prim_md, dir);
+    return init(m, g, user_md, user_data, prim_md, dir);
 }
 
 void cz_mirror_sync(cz_graph *g, const cz_mirror *m)

@@ -56,6 +56,14 @@ typedef struct {
 
 cz_status cz_mirror_init(cz_mirror *m, const dnnl_memory_desc_t *user_md, void *user_data,
                          const dnnl_memory_desc_t *prim_md, cz_mirror_dir dir);
+/* The same for a mirror whose primitive-side contents matter only within
+ * one forward or backward call of the op (synced into or out of the user
+ * buffer in that call): its memory, if it needs its own, is g's scratch
+ * (cz_graph_scratch), shared with other ops' transient mirrors. Call it
+ * from the op's plan. */
+cz_status cz_mirror_init_transient(cz_mirror *m, cz_graph *g, const dnnl_memory_desc_t *user_md,
+                                   void *user_data, const dnnl_memory_desc_t *prim_md,
+                                   cz_mirror_dir dir);
 /* An input mirror whose reorder also multiplies each value by a factor of
  * its index along dimension 0 (a weight's output channel): primitive =
  * scales[i] * user, computed in fp32 and then converted to the primitive's
@@ -66,8 +74,9 @@ cz_status cz_mirror_init(cz_mirror *m, const dnnl_memory_desc_t *user_md, void *
 cz_status cz_mirror_init_scaled(cz_mirror *m, const dnnl_memory_desc_t *user_md, void *user_data,
                                 const dnnl_memory_desc_t *prim_md, float *scales);
 /* Share another mirror's primitive-side memory when it has the same
- * descriptor (then no second reorder runs); otherwise a fresh mirror. */
-cz_status cz_mirror_init_shared(cz_mirror *m, const cz_mirror *other,
+ * descriptor (then no second reorder runs); otherwise a transient mirror of
+ * its own (m is read or written only within one call of the op). */
+cz_status cz_mirror_init_shared(cz_mirror *m, const cz_mirror *other, cz_graph *g,
                                 const dnnl_memory_desc_t *user_md, void *user_data,
                                 const dnnl_memory_desc_t *prim_md, cz_mirror_dir dir);
 void cz_mirror_sync(cz_graph *g, const cz_mirror *m);

@@ -180,7 +180,7 @@ static cz_status conv_plan(cz_graph *g, cz_node *node)
         p->fold_scale = s->scale;
         p->fold_bias = s->bias;
     }
-    return cz_weighted_bind(p, node, &ours);
+    return cz_weighted_bind(g, p, node, &ours);
 }
 
 /* The factors and bias of the folded batch norm, from the parameters. */

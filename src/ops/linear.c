@@ -63,7 +63,7 @@ static cz_status linear_plan(cz_graph *g, cz_node *node)
                              "inner product backward-weights descriptor")) != CZ_OK ||
          (st = cz_dnnl_create(&p->bwd_weights_pd, &p->bwd_weights, &desc, NULL, p->fwd_pd, "inner product backward weights")) != CZ_OK))
         return st;
-    return cz_weighted_bind(p, node, &ours);
+    return cz_weighted_bind(g, p, node, &ours);
 }
 
 static void linear_forward(cz_graph *g, cz_node *node) { cz_weighted_forward(g, node->state); }

@@ -79,7 +79,7 @@ static cz_status bn_plan(cz_graph *g, cz_node *node)
                             "batch normalization descriptor")) != CZ_OK ||
         (st = cz_dnnl_create(&s->fwd_pd, &s->fwd, &desc, NULL, NULL, "batch normalization forward")) != CZ_OK ||
         (st = cz_mirror_init(&s->src, &data_md, x->data, cz_dnnl_arg_md(s->fwd_pd, DNNL_ARG_SRC), CZ_MIRROR_IN)) != CZ_OK ||
-        (st = cz_mirror_init(&s->dst, &y_md, y->data, cz_dnnl_arg_md(s->fwd_pd, DNNL_ARG_DST), CZ_MIRROR_OUT)) != CZ_OK)
+        (st = cz_mirror_init_transient(&s->dst, g, &y_md, y->data, cz_dnnl_arg_md(s->fwd_pd, DNNL_ARG_DST), CZ_MIRROR_OUT)) != CZ_OK)
         return st;
     /* Running statistics are read in place; batch ones land in scratch. */
     float *mean_data = s->running_stats ? rmean->data : NULL;
@@ -111,13 +111,13 @@ static cz_status bn_plan(cz_graph *g, cz_node *node)
         (st = cz_dnnl_create(&s->bwd_pd, &s->bwd, &desc, NULL, s->fwd_pd, "batch normalization backward")) != CZ_OK)
         return st;
     /* Gradients nobody keeps (grad NULL: frozen, or x without one) go to
-     * scratch. */
-    if ((st = cz_mirror_init(&s->diff_dst, &y_md, y->grad, cz_dnnl_arg_md(s->bwd_pd, DNNL_ARG_DIFF_DST), CZ_MIRROR_IN)) != CZ_OK ||
-        (st = cz_mirror_init(&s->diff_src, &data_md, x->grad, cz_dnnl_arg_md(s->bwd_pd, DNNL_ARG_DIFF_SRC), CZ_MIRROR_ACCUMULATE)) != CZ_OK)
+     * scratch; all of backward's conversions are transient. */
+    if ((st = cz_mirror_init_transient(&s->diff_dst, g, &y_md, y->grad, cz_dnnl_arg_md(s->bwd_pd, DNNL_ARG_DIFF_DST), CZ_MIRROR_IN)) != CZ_OK ||
+        (st = cz_mirror_init_transient(&s->diff_src, g, &data_md, x->grad, cz_dnnl_arg_md(s->bwd_pd, DNNL_ARG_DIFF_SRC), CZ_MIRROR_ACCUMULATE)) != CZ_OK)
         return st;
     if (s->affine &&
-        ((st = cz_mirror_init(&s->diff_scale, &c_md, w->grad, cz_dnnl_arg_md(s->bwd_pd, DNNL_ARG_DIFF_SCALE), CZ_MIRROR_ACCUMULATE)) != CZ_OK ||
-         (st = cz_mirror_init(&s->diff_shift, &c_md, b->grad, cz_dnnl_arg_md(s->bwd_pd, DNNL_ARG_DIFF_SHIFT), CZ_MIRROR_ACCUMULATE)) != CZ_OK))
+        ((st = cz_mirror_init_transient(&s->diff_scale, g, &c_md, w->grad, cz_dnnl_arg_md(s->bwd_pd, DNNL_ARG_DIFF_SCALE), CZ_MIRROR_ACCUMULATE)) != CZ_OK ||
+         (st = cz_mirror_init_transient(&s->diff_shift, g, &c_md, b->grad, cz_dnnl_arg_md(s->bwd_pd, DNNL_ARG_DIFF_SHIFT), CZ_MIRROR_ACCUMULATE)) != CZ_OK))
         return st;
     return CZ_OK;
 }

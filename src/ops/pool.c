@@ -56,8 +56,8 @@ static cz_status max_pool_plan(cz_graph *g, cz_node *node)
                                                            strides, kernel, padding, padding),
                             "max pooling descriptor")) != CZ_OK ||
         (st = cz_dnnl_create(&s->fwd_pd, &s->fwd, &desc, NULL, NULL, "max pooling forward")) != CZ_OK ||
-        (st = cz_mirror_init(&s->src, &x_md, x->data, cz_dnnl_arg_md(s->fwd_pd, DNNL_ARG_SRC), CZ_MIRROR_IN)) != CZ_OK ||
-        (st = cz_mirror_init(&s->dst, &y_md, y->data, cz_dnnl_arg_md(s->fwd_pd, DNNL_ARG_DST), CZ_MIRROR_OUT)) != CZ_OK)
+        (st = cz_mirror_init_transient(&s->src, g, &x_md, x->data, cz_dnnl_arg_md(s->fwd_pd, DNNL_ARG_SRC), CZ_MIRROR_IN)) != CZ_OK ||
+        (st = cz_mirror_init_transient(&s->dst, g, &y_md, y->data, cz_dnnl_arg_md(s->fwd_pd, DNNL_ARG_DST), CZ_MIRROR_OUT)) != CZ_OK)
         return st;
     if (!backward)
         return CZ_OK;
@@ -68,8 +68,8 @@ static cz_status max_pool_plan(cz_graph *g, cz_node *node)
                                                             strides, kernel, padding, padding),
                             "max pooling backward descriptor")) != CZ_OK ||
         (st = cz_dnnl_create(&s->bwd_pd, &s->bwd, &desc, NULL, s->fwd_pd, "max pooling backward")) != CZ_OK ||
-        (st = cz_mirror_init(&s->diff_dst, &y_md, y->grad, cz_dnnl_arg_md(s->bwd_pd, DNNL_ARG_DIFF_DST), CZ_MIRROR_IN)) != CZ_OK ||
-        (st = cz_mirror_init(&s->diff_src, &x_md, x->grad, cz_dnnl_arg_md(s->bwd_pd, DNNL_ARG_DIFF_SRC), CZ_MIRROR_ACCUMULATE)) != CZ_OK)
+        (st = cz_mirror_init_transient(&s->diff_dst, g, &y_md, y->grad, cz_dnnl_arg_md(s->bwd_pd, DNNL_ARG_DIFF_DST), CZ_MIRROR_IN)) != CZ_OK ||
+        (st = cz_mirror_init_transient(&s->diff_src, g, &x_md, x->grad, cz_dnnl_arg_md(s->bwd_pd, DNNL_ARG_DIFF_SRC), CZ_MIRROR_ACCUMULATE)) != CZ_OK)
         return st;
     return CZ_OK;
 }

@@ -6,36 +6,41 @@ static const cz_tensor *bias_of(const cz_node *node, const cz_weighted *p)
     return !p->fold_scale && node->n_in > 2 ? node->in[2] : NULL;
 }
 
-cz_status cz_weighted_bind(cz_weighted *p, const cz_node *node, const cz_weighted_layouts *ours)
+cz_status cz_weighted_bind(cz_graph *g, cz_weighted *p, const cz_node *node, const cz_weighted_layouts *ours)
 {
     const cz_tensor *x = node->in[0], *w = node->in[1], *b = bias_of(node, p);
     const cz_tensor *y = node->out;
     const dnnl_memory_desc_t *w_md = cz_dnnl_arg_md(p->fwd_pd, DNNL_ARG_WEIGHTS);
     float *bias = p->fold_bias ? p->fold_bias : b ? b->data : NULL;
+    /* What lives from one call to another: the converted weights, and the
+     * converted input where backward-weights reads it again. Everything
+     * else is converted and used within one call: transient. */
     cz_status st;
-    if ((st = cz_mirror_init(&p->src, &ours->x, x->data, cz_dnnl_arg_md(p->fwd_pd, DNNL_ARG_SRC), CZ_MIRROR_IN)) != CZ_OK ||
+    const dnnl_memory_desc_t *src_md = cz_dnnl_arg_md(p->fwd_pd, DNNL_ARG_SRC);
+    if ((st = p->bwd_weights_pd ? cz_mirror_init(&p->src, &ours->x, x->data, src_md, CZ_MIRROR_IN)
+                                : cz_mirror_init_transient(&p->src, g, &ours->x, x->data, src_md, CZ_MIRROR_IN)) != CZ_OK ||
         (st = p->fold_scale ? cz_mirror_init_scaled(&p->weights, &ours->w, w->data, w_md, p->fold_scale)
                             : cz_mirror_init(&p->weights, &ours->w, w->data, w_md, CZ_MIRROR_IN)) != CZ_OK ||
-        (st = cz_mirror_init(&p->dst, &ours->y, y->data, cz_dnnl_arg_md(p->fwd_pd, DNNL_ARG_DST), CZ_MIRROR_OUT)) != CZ_OK)
+        (st = cz_mirror_init_transient(&p->dst, g, &ours->y, y->data, cz_dnnl_arg_md(p->fwd_pd, DNNL_ARG_DST), CZ_MIRROR_OUT)) != CZ_OK)
         return st;
     if (bias && (st = cz_mirror_init(&p->bias, &ours->b, bias, cz_dnnl_arg_md(p->fwd_pd, DNNL_ARG_BIAS), CZ_MIRROR_IN)) != CZ_OK)
         return st;
     /* Where a backward primitive wants what another already converted in
      * this step, the mirrors share it. */
     if (p->bwd_data_pd &&
-        ((st = cz_mirror_init(&p->bd_diff_dst, &ours->y, y->grad, cz_dnnl_arg_md(p->bwd_data_pd, DNNL_ARG_DIFF_DST), CZ_MIRROR_IN)) != CZ_OK ||
-         (st = cz_mirror_init_shared(&p->bd_weights, &p->weights, &ours->w, w->data, cz_dnnl_arg_md(p->bwd_data_pd, DNNL_ARG_WEIGHTS), CZ_MIRROR_IN)) != CZ_OK ||
-         (st = cz_mirror_init(&p->bd_diff_src, &ours->x, x->grad, cz_dnnl_arg_md(p->bwd_data_pd, DNNL_ARG_DIFF_SRC), CZ_MIRROR_ACCUMULATE)) != CZ_OK))
+        ((st = cz_mirror_init_transient(&p->bd_diff_dst, g, &ours->y, y->grad, cz_dnnl_arg_md(p->bwd_data_pd, DNNL_ARG_DIFF_DST), CZ_MIRROR_IN)) != CZ_OK ||
+         (st = cz_mirror_init_shared(&p->bd_weights, &p->weights, g, &ours->w, w->data, cz_dnnl_arg_md(p->bwd_data_pd, DNNL_ARG_WEIGHTS), CZ_MIRROR_IN)) != CZ_OK ||
+         (st = cz_mirror_init_transient(&p->bd_diff_src, g, &ours->x, x->grad, cz_dnnl_arg_md(p->bwd_data_pd, DNNL_ARG_DIFF_SRC), CZ_MIRROR_ACCUMULATE)) != CZ_OK))
         return st;
     if (p->bwd_weights_pd) {
-        if ((st = cz_mirror_init_shared(&p->bw_src, &p->src, &ours->x, x->data, cz_dnnl_arg_md(p->bwd_weights_pd, DNNL_ARG_SRC), CZ_MIRROR_IN)) != CZ_OK ||
-            (st = cz_mirror_init_shared(&p->bw_diff_dst, &p->bd_diff_dst, &ours->y, y->grad, cz_dnnl_arg_md(p->bwd_weights_pd, DNNL_ARG_DIFF_DST), CZ_MIRROR_IN)) != CZ_OK)
+        if ((st = cz_mirror_init_shared(&p->bw_src, &p->src, g, &ours->x, x->data, cz_dnnl_arg_md(p->bwd_weights_pd, DNNL_ARG_SRC), CZ_MIRROR_IN)) != CZ_OK ||
+            (st = cz_mirror_init_shared(&p->bw_diff_dst, &p->bd_diff_dst, g, &ours->y, y->grad, cz_dnnl_arg_md(p->bwd_weights_pd, DNNL_ARG_DIFF_DST), CZ_MIRROR_IN)) != CZ_OK)
             return st;
         /* A frozen weight or bias (grad NULL) gets scratch memory: the
          * primitive computes both, and the unwanted one is dropped. */
-        if ((st = cz_mirror_init(&p->bw_diff_weights, &ours->w, w->grad, cz_dnnl_arg_md(p->bwd_weights_pd, DNNL_ARG_DIFF_WEIGHTS), CZ_MIRROR_ACCUMULATE)) != CZ_OK)
+        if ((st = cz_mirror_init_transient(&p->bw_diff_weights, g, &ours->w, w->grad, cz_dnnl_arg_md(p->bwd_weights_pd, DNNL_ARG_DIFF_WEIGHTS), CZ_MIRROR_ACCUMULATE)) != CZ_OK)
             return st;
-        if (b && (st = cz_mirror_init(&p->bw_diff_bias, &ours->b, b->grad, cz_dnnl_arg_md(p->bwd_weights_pd, DNNL_ARG_DIFF_BIAS), CZ_MIRROR_ACCUMULATE)) != CZ_OK)
+        if (b && (st = cz_mirror_init_transient(&p->bw_diff_bias, g, &ours->b, b->grad, cz_dnnl_arg_md(p->bwd_weights_pd, DNNL_ARG_DIFF_BIAS), CZ_MIRROR_ACCUMULATE)) != CZ_OK)
             return st;
     }
     return CZ_OK;

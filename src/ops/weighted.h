@@ -35,7 +35,7 @@ typedef struct {
 
 /* Binds mirrors for the primitives the op created; node->in is {x, w[, b]}
  * (with a folded batch norm, {x, w, ...} and the bias is fold_bias). */
-cz_status cz_weighted_bind(cz_weighted *p, const cz_node *node, const cz_weighted_layouts *ours);
+cz_status cz_weighted_bind(cz_graph *g, cz_weighted *p, const cz_node *node, const cz_weighted_layouts *ours);
 /* Whether the next cz_weighted_forward converts the weights again: always
  * in training graphs, in inference graphs when the parameters changed
  * (cz_graph_params_changed) since the last conversion. */
