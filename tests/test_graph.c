@@ -346,6 +346,106 @@ static void test_params_copied_in(void)
     }
 }
 
+/* A chain of conv+relu layers with a skip connection from `mid` (read by
+ * the next layer and by the add at the end), its activation gradients
+ * shared by liveness, or kept (cz_graph_keep_grad) for mid alone or for
+ * every activation, which is the plain reference. */
+typedef enum { KEEP_NONE, KEEP_MID, KEEP_ALL } chain_keep;
+typedef struct {
+    cz_graph *g;
+    cz_tensor *x, *mid, *loss, *acts[16];
+    int n_acts;
+} chain_net;
+
+static chain_net make_chain(chain_keep keep)
+{
+    chain_net c = {0};
+    cz_graph_config cfg = {.training = true, .precision = CZ_FP32, .seed = 11};
+    c.g = cz_graph_create(&cfg);
+    c.x = cz_graph_input(c.g, "x", 2, 1, 10, 10, true);
+    cz_tensor *h = c.x, *skip = NULL;
+    char name[16];
+    for (int layer = 0; layer < 6; layer++) {
+        snprintf(name, sizeof name, "conv%d", layer);
+        c.acts[c.n_acts++] = h = conv_layer(c.g, name, h, 8);
+        c.acts[c.n_acts++] = h = cz_relu(c.g, h);
+        if (layer == 1)
+            c.mid = skip = h;
+    }
+    c.acts[c.n_acts++] = h = cz_add(c.g, h, skip);
+    c.acts[c.n_acts++] = h = conv_layer(c.g, "head", h, 2);
+    cz_tensor *target = cz_graph_input(c.g, "target", 2, 2, 10, 10, false);
+    c.loss = cz_l1_loss(c.g, h, target);
+    for (int i = 0; i < c.n_acts; i++)
+        if (keep == KEEP_ALL || (keep == KEEP_MID && c.acts[i] == c.mid))
+            cz_graph_keep_grad(c.g, c.acts[i]);
+    CHECK(cz_graph_plan(c.g) == CZ_OK, "plan: %s", cz_last_error());
+    cz_rng rng;
+    cz_rng_seed(&rng, 5);
+    fill_uniform(&rng, c.x->data, cz_numel(c.x), -1, 1);
+    fill_uniform(&rng, target->data, cz_numel(target), -1, 1);
+    return c;
+}
+
+/* One forward and backward; `extra` is added into mid's gradient between
+ * them (as training adds D's gradient into G's output). */
+static void chain_step(chain_net *c, float extra)
+{
+    cz_graph_zero_grad(c->g);
+    cz_graph_forward(c->g);
+    cz_tensor_seed(c->loss, 1.0f);
+    if (extra != 0.0f)
+        cz_tensor_seed(c->mid, extra);
+    cz_graph_backward(c->g);
+}
+
+static bool same_grads(const chain_net *a, const chain_net *b)
+{
+    const cz_param_store *pa = cz_graph_params(a->g), *pb = cz_graph_params(b->g);
+    return pa->n_trainable == pb->n_trainable &&
+           memcmp(pa->grad, pb->grad, pa->n_trainable * sizeof(float)) == 0 &&
+           memcmp(a->x->grad, b->x->grad, (size_t)cz_numel(a->x) * sizeof(float)) == 0;
+}
+
+/* Activation gradients shared by liveness give the same gradients, bit for
+ * bit, as gradients each in memory of their own, twice in a row (each
+ * backward clears what it reuses), in far less memory; a kept gradient
+ * takes what the caller adds into it. */
+static void test_grad_liveness(void)
+{
+    chain_net shared = make_chain(KEEP_NONE), own = make_chain(KEEP_ALL);
+    for (int step = 0; step < 2; step++) {
+        chain_step(&shared, 0);
+        chain_step(&own, 0);
+        CHECK(same_grads(&shared, &own), "step %d: shared activation gradients change the result", step);
+    }
+    /* Memory: never more than four 8-channel gradients live at once (a
+     * node's output, its inputs, and the skip), against 14 without. */
+    const float *lo = shared.acts[0]->grad, *hi = lo;
+    for (int i = 0; i < shared.n_acts; i++) {
+        const cz_tensor *t = shared.acts[i];
+        lo = t->grad < lo ? t->grad : lo;
+        hi = t->grad + cz_numel(t) > hi ? t->grad + cz_numel(t) : hi;
+    }
+    int64_t one = cz_numel(shared.acts[0]);
+    CHECK(hi - lo <= 4 * one, "14 activation gradients span %lld floats, more than 4 x %lld",
+          (long long)(hi - lo), (long long)one);
+    CHECK(shared.mid->grad != shared.acts[shared.n_acts - 2]->grad,
+          "the skip's gradient shares memory with the add's, which is live at the same time");
+    cz_graph_free(shared.g);
+
+    /* Adding into mid's gradient between forward and backward: with mid
+     * kept, the result is the reference's. */
+    chain_net with_mid = make_chain(KEEP_MID);
+    chain_step(&with_mid, 0.25f);
+    chain_step(&own, 0.25f);
+    CHECK(same_grads(&with_mid, &own), "a kept gradient lost what was added into it");
+    chain_step(&with_mid, 0);
+    CHECK(!same_grads(&with_mid, &own), "adding into mid's gradient changed nothing");
+    cz_graph_free(with_mid.g);
+    cz_graph_free(own.g);
+}
+
 int main(void)
 {
     test_no_malloc_in_step();
@@ -354,5 +454,6 @@ int main(void)
     test_determinism();
     test_learning();
     test_params_copied_in();
+    test_grad_liveness();
     return check_finish("test_graph");
 }

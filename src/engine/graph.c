@@ -36,8 +36,8 @@ struct cz_graph {
     void *scratch;
 
     float *activations;      /* activation and input values */
-    float *activation_grads; /* their gradients, cleared by each forward */
-    size_t n_activation_grads;
+    float *activation_grads; /* their gradients: first those of their own, */
+    size_t n_own_grads;      /* cleared by each forward, then the shared */
     cz_param_store store;
 };
 
@@ -134,6 +134,7 @@ static cz_tensor *new_tensor(cz_graph *g, cz_tensor_kind kind, const char *name,
     t->n = n, t->c = c, t->h = h, t->w = w;
     t->ndim = 4;
     t->kind = kind;
+    t->producer = t->last_consumer = -1;
     g->tensors[g->n_tensors++] = t;
     return t;
 }
@@ -174,6 +175,16 @@ cz_tensor *cz_graph_param(cz_graph *g, const char *name, int ndim,
     return t;
 }
 
+void cz_graph_keep_grad(cz_graph *g, cz_tensor *t)
+{
+    if (!t || g->status != CZ_OK)
+        return;
+    if (g->planned)
+        cz_graph_error(g, CZ_ERR_INVALID, "graph: cz_graph_keep_grad after planning");
+    else
+        t->keep_grad = true;
+}
+
 cz_tensor *cz_graph_buffer(cz_graph *g, const char *name, int ndim,
                            const int64_t *shape, cz_init init)
 {
@@ -211,15 +222,18 @@ cz_tensor *cz_graph_node(cz_graph *g, const cz_op *op, cz_tensor *const *in,
             cz_graph_error(g, CZ_ERR_INVALID, "graph: %s given a missing input", op->name);
         return NULL;
     }
-    cz_node *node = &g->nodes[g->n_nodes++];
+    int index = g->n_nodes++;
+    cz_node *node = &g->nodes[index];
     memset(node, 0, sizeof *node);
     node->op = op;
     node->n_in = n_in;
     node->out = out;
     node->state = state;
+    out->producer = index;
     for (int i = 0; i < n_in; i++) {
         node->in[i] = in[i];
         in[i]->consumers++;
+        in[i]->last_consumer = index;
         out->may_need_grad |= in[i]->may_need_grad;
     }
     return out;
@@ -253,6 +267,115 @@ static void init_values(cz_graph *g, cz_tensor *t)
 
 /* Activations are padded to 16 floats so each starts 64-byte aligned. */
 static size_t padded(int64_t n) { return ((size_t)n + 15) & ~(size_t)15; }
+
+/* --- Activation gradients by liveness (graph.h). In node indices, a
+ * shared gradient lives over [producer, last_consumer]: backward runs the
+ * nodes from last to first, clearing the gradient before its last
+ * consumer's backward and reading it for the last time in its producer's.
+ * Two gradients whose spans overlap, ends included, must not overlap in
+ * memory. --- */
+
+static bool own_grad(const cz_tensor *t)
+{
+    return t->kind != CZ_TENSOR_ACTIVATION || t->consumers == 0 || t->keep_grad;
+}
+
+static bool spans_overlap(const cz_tensor *a, const cz_tensor *b)
+{
+    return a->producer <= b->last_consumer && b->producer <= a->last_consumer;
+}
+
+typedef struct {
+    cz_tensor *t;
+    size_t offset, size; /* floats, within the shared region */
+} grad_slot;
+
+static int by_birth(const void *pa, const void *pb)
+{
+    const grad_slot *a = pa, *b = pb;
+    if (a->t->last_consumer != b->t->last_consumer)
+        return a->t->last_consumer > b->t->last_consumer ? -1 : 1;
+    return a->t->producer > b->t->producer ? -1 : a->t->producer < b->t->producer;
+}
+
+static int by_offset(const void *pa, const void *pb)
+{
+    const grad_slot *a = *(grad_slot *const *)pa, *b = *(grad_slot *const *)pb;
+    return a->offset < b->offset ? -1 : a->offset > b->offset;
+}
+
+/* First fit, in the order backward needs them: each shared gradient at the
+ * lowest offset where it meets no gradient live at the same time. Sets the
+ * offsets and returns the region's size in floats (SIZE_MAX: no memory). */
+static size_t place_shared_grads(grad_slot *slots, int n)
+{
+    qsort(slots, (size_t)n, sizeof *slots, by_birth);
+    grad_slot **live = malloc((size_t)(n ? n : 1) * sizeof *live);
+    if (!live)
+        return SIZE_MAX;
+    size_t total = 0;
+    for (int k = 0; k < n; k++) {
+        int n_live = 0;
+        for (int j = 0; j < k; j++)
+            if (spans_overlap(slots[j].t, slots[k].t))
+                live[n_live++] = &slots[j];
+        qsort(live, (size_t)n_live, sizeof *live, by_offset);
+        size_t at = 0;
+        for (int j = 0; j < n_live && live[j]->offset < at + slots[k].size; j++)
+            if (live[j]->offset + live[j]->size > at)
+                at = live[j]->offset + live[j]->size;
+        slots[k].offset = at;
+        if (at + slots[k].size > total)
+            total = at + slots[k].size;
+    }
+    free(live);
+    return total;
+}
+
+/* Gives every tensor that may need one its gradient memory. */
+static cz_status plan_grads(cz_graph *g)
+{
+    size_t n_own = 0;
+    int n_shared = 0;
+    for (int i = 0; i < g->n_tensors; i++) {
+        cz_tensor *t = g->tensors[i];
+        if (!t->may_need_grad || t->kind == CZ_TENSOR_PARAM || t->kind == CZ_TENSOR_BUFFER)
+            continue;
+        t->shared_grad = !own_grad(t);
+        if (t->shared_grad)
+            n_shared++;
+        else
+            n_own += padded(cz_numel(t));
+    }
+    grad_slot *slots = malloc((size_t)(n_shared ? n_shared : 1) * sizeof *slots);
+    if (!slots)
+        return cz_fail(g->status = CZ_ERR_NOMEM, "graph: out of memory planning gradients");
+    int k = 0;
+    for (int i = 0; i < g->n_tensors; i++)
+        if (g->tensors[i]->shared_grad)
+            slots[k++] = (grad_slot){g->tensors[i], 0, padded(cz_numel(g->tensors[i]))};
+    size_t n_shared_floats = place_shared_grads(slots, n_shared);
+    if (n_shared_floats != SIZE_MAX)
+        g->activation_grads = alloc_floats(n_own + n_shared_floats);
+    if (n_shared_floats == SIZE_MAX || !g->activation_grads) {
+        free(slots);
+        return cz_fail(g->status = CZ_ERR_NOMEM, "graph: cannot allocate the activation gradients");
+    }
+    g->n_own_grads = n_own;
+    size_t own = 0;
+    for (int i = 0; i < g->n_tensors; i++) {
+        cz_tensor *t = g->tensors[i];
+        if (t->may_need_grad && !t->shared_grad &&
+            (t->kind == CZ_TENSOR_ACTIVATION || t->kind == CZ_TENSOR_INPUT)) {
+            t->grad = g->activation_grads + own;
+            own += padded(cz_numel(t));
+        }
+    }
+    for (k = 0; k < n_shared; k++)
+        slots[k].t->grad = g->activation_grads + n_own + slots[k].offset;
+    free(slots);
+    return CZ_OK;
+}
 
 static size_t aligned64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
 
@@ -311,7 +434,7 @@ cz_status cz_graph_plan(cz_graph *g)
         return CZ_OK;
 
     /* Sizes of each region. */
-    size_t n_act = 0, n_act_grad = 0, n_trainable = 0, n_frozen = 0, n_buffers = 0;
+    size_t n_act = 0, n_trainable = 0, n_frozen = 0, n_buffers = 0;
     for (int i = 0; i < g->n_tensors; i++) {
         cz_tensor *t = g->tensors[i];
         size_t n = (size_t)cz_numel(t);
@@ -319,8 +442,6 @@ cz_status cz_graph_plan(cz_graph *g)
         case CZ_TENSOR_ACTIVATION:
         case CZ_TENSOR_INPUT:
             n_act += padded(n);
-            if (t->may_need_grad)
-                n_act_grad += padded(n);
             break;
         case CZ_TENSOR_PARAM: *(t->trainable ? &n_trainable : &n_frozen) += n; break;
         case CZ_TENSOR_BUFFER: n_buffers += n; break;
@@ -330,18 +451,19 @@ cz_status cz_graph_plan(cz_graph *g)
     s->n_trainable = n_trainable;
     s->n_params = n_trainable + n_frozen;
     s->n_total = s->n_params + n_buffers;
-    g->n_activation_grads = n_act_grad;
     g->activations = alloc_floats(n_act);
-    g->activation_grads = alloc_floats(n_act_grad);
     s->data = alloc_floats(s->n_total);
     s->grad = alloc_floats(g->config.training ? n_trainable : 0);
-    if (!g->activations || !g->activation_grads || !s->data || !s->grad)
+    if (!g->activations || !s->data || !s->grad)
         return cz_fail(g->status = CZ_ERR_NOMEM,
                        "graph: cannot allocate %zu MB of tensors",
-                       (n_act + n_act_grad + s->n_total + n_trainable) * 4 >> 20);
+                       (n_act + s->n_total + n_trainable) * 4 >> 20);
+    cz_status st = plan_grads(g);
+    if (st != CZ_OK)
+        return st;
 
     /* Hand out the regions. */
-    size_t act = 0, act_grad = 0, trainable = 0, frozen = n_trainable, buffer = s->n_params;
+    size_t act = 0, trainable = 0, frozen = n_trainable, buffer = s->n_params;
     for (int i = 0; i < g->n_tensors; i++) {
         cz_tensor *t = g->tensors[i];
         size_t n = (size_t)cz_numel(t);
@@ -350,10 +472,6 @@ cz_status cz_graph_plan(cz_graph *g)
         case CZ_TENSOR_INPUT:
             t->data = g->activations + act;
             act += padded(n);
-            if (t->may_need_grad) {
-                t->grad = g->activation_grads + act_grad;
-                act_grad += padded(n);
-            }
             break;
         case CZ_TENSOR_PARAM:
             if (t->trainable) {
@@ -382,7 +500,7 @@ cz_status cz_graph_plan(cz_graph *g)
         cz_node *node = &g->nodes[i];
         g->next_slot = 0;
         if (node->op->plan) {
-            cz_status st = node->op->plan(g, node);
+            st = node->op->plan(g, node);
             if (st != CZ_OK)
                 return g->status = st;
         }
@@ -398,7 +516,7 @@ cz_status cz_graph_forward(cz_graph *g)
         g->nodes[i].op->forward(g, &g->nodes[i]);
     if (g->status != CZ_OK)
         return cz_fail(g->status, "%s", g->error);
-    memset(g->activation_grads, 0, g->n_activation_grads * sizeof(float));
+    memset(g->activation_grads, 0, g->n_own_grads * sizeof(float));
     return CZ_OK;
 }
 
@@ -421,9 +539,14 @@ cz_status cz_graph_backward(cz_graph *g)
         for (int j = 0; j < node->n_in; j++)
             node->out->needs_grad |= node->in[j]->needs_grad;
     }
-    for (int i = g->n_nodes - 1; i >= 0; i--) {
+    for (int i = g->n_nodes - 1; i >= 0 && g->status == CZ_OK; i--) {
         cz_node *node = &g->nodes[i];
-        if (node->out->needs_grad && node->op->backward && g->status == CZ_OK)
+        for (int j = 0; j < node->n_in; j++) {
+            cz_tensor *x = node->in[j];
+            if (x->shared_grad && x->last_consumer == i)
+                memset(x->grad, 0, (size_t)cz_numel(x) * sizeof(float));
+        }
+        if (node->out->needs_grad && node->op->backward)
             node->op->backward(g, node);
     }
     return g->status == CZ_OK ? CZ_OK : cz_fail(g->status, "%s", g->error);

@@ -13,11 +13,18 @@
  * parameters, optimiser-visible flat arrays) and creates the oneDNN
  * primitives, so a training step never calls malloc.
  *
- * A step: fill the inputs, cz_graph_forward (which also clears activation
- * gradients), seed the gradient of whatever is being minimised (cz_tensor_seed
- * for a scalar loss, or write into an output's grad directly), then
- * cz_graph_backward. Backward *adds* into gradients: parameter gradients
- * accumulate over several backward calls until cz_graph_zero_grad.
+ * A step: fill the inputs, cz_graph_forward, seed the gradient of whatever
+ * is being minimised (cz_tensor_seed for a scalar loss, or write into an
+ * output's grad directly: see cz_graph_keep_grad), then cz_graph_backward.
+ * Backward *adds* into gradients: parameter gradients accumulate over
+ * several backward calls until cz_graph_zero_grad.
+ *
+ * Activation gradients share memory by liveness: the gradient of a tensor
+ * that nodes consume exists only from the backward of its last consumer
+ * (which clears it) to the backward of the node that produced it, and
+ * tensors whose spans do not overlap use the same memory. Inputs, tensors
+ * nothing consumes (losses, outputs) and those given to cz_graph_keep_grad
+ * have gradient memory of their own, cleared by each forward.
  *
  * Parameters are laid out in one flat array: trainable ones first, then frozen
  * ones, then buffers (BatchNorm running statistics). param_grad covers exactly
@@ -70,6 +77,10 @@ typedef struct cz_tensor {
     bool may_need_grad;   /* fixed at build: a gradient can ever reach it */
     bool needs_grad;      /* set by each backward: a gradient reaches it now */
     int consumers;        /* how many nodes read it */
+    int producer;         /* index of the node that writes it, -1 for leaves */
+    int last_consumer;    /* index of the last node that reads it, -1 if none */
+    bool keep_grad;       /* cz_graph_keep_grad */
+    bool shared_grad;     /* planned: its gradient memory is shared by liveness */
     cz_init init;
     float init_scale;
 } cz_tensor;
@@ -141,6 +152,13 @@ cz_tensor *cz_graph_error(cz_graph *g, cz_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+
+/* The caller reads or writes t's gradient between a forward and the
+ * backward after it (training adds D's input gradient into G's output,
+ * which G's L1 loss also consumes): t gets gradient memory of its own,
+ * cleared by each forward, instead of memory shared by liveness. Before
+ * planning. */
+void cz_graph_keep_grad(cz_graph *g, cz_tensor *t);
 
 /* Allocate everything, initialise parameters, create primitives. Once. */
 cz_status cz_graph_plan(cz_graph *g);
