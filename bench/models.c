@@ -170,7 +170,7 @@ static cz_status build_gan(config *c, const char *arch, int batch, int size, cz_
     cz_status st = build_net(arch, size, c->G, c->L, &c->ab);
     c->ab_real = cz_graph_input(c->G, "ab", batch, 2, size, size, false);
     c->l1 = cz_l1_loss(c->G, c->ab, c->ab_real);
-    cz_graph_keep_grad(c->G, c->ab); /* D's gradient is added into it */
+    cz_graph_keep(c->G, c->ab); /* D's gradient is added into it */
     if (st == CZ_OK)
         st = cz_graph_plan(c->G);
 

@@ -347,9 +347,10 @@ static void test_params_copied_in(void)
 }
 
 /* A chain of conv+relu layers with a skip connection from `mid` (read by
- * the next layer and by the add at the end), its activation gradients
- * shared by liveness, or kept (cz_graph_keep_grad) for mid alone or for
- * every activation, which is the plain reference. */
+ * the next layer and by the add at the end), its activation gradients (or,
+ * in an inference graph, values) shared by liveness, or kept
+ * (cz_graph_keep) for mid alone or for every activation, which is the
+ * plain reference. */
 typedef enum { KEEP_NONE, KEEP_MID, KEEP_ALL } chain_keep;
 typedef struct {
     cz_graph *g;
@@ -357,10 +358,10 @@ typedef struct {
     int n_acts;
 } chain_net;
 
-static chain_net make_chain(chain_keep keep)
+static chain_net make_chain(chain_keep keep, bool training)
 {
     chain_net c = {0};
-    cz_graph_config cfg = {.training = true, .precision = CZ_FP32, .seed = 11};
+    cz_graph_config cfg = {.training = training, .precision = CZ_FP32, .seed = 11};
     c.g = cz_graph_create(&cfg);
     c.x = cz_graph_input(c.g, "x", 2, 1, 10, 10, true);
     cz_tensor *h = c.x, *skip = NULL;
@@ -378,7 +379,7 @@ static chain_net make_chain(chain_keep keep)
     c.loss = cz_l1_loss(c.g, h, target);
     for (int i = 0; i < c.n_acts; i++)
         if (keep == KEEP_ALL || (keep == KEEP_MID && c.acts[i] == c.mid))
-            cz_graph_keep_grad(c.g, c.acts[i]);
+            cz_graph_keep(c.g, c.acts[i]);
     CHECK(cz_graph_plan(c.g) == CZ_OK, "plan: %s", cz_last_error());
     cz_rng rng;
     cz_rng_seed(&rng, 5);
@@ -407,13 +408,43 @@ static bool same_grads(const chain_net *a, const chain_net *b)
            memcmp(a->x->grad, b->x->grad, (size_t)cz_numel(a->x) * sizeof(float)) == 0;
 }
 
+/* The extent of the activations' values or gradients in memory. */
+static int64_t extent(const chain_net *c, bool grads)
+{
+    const float *lo = grads ? c->acts[0]->grad : c->acts[0]->data, *hi = lo;
+    for (int i = 0; i < c->n_acts; i++) {
+        const float *p = grads ? c->acts[i]->grad : c->acts[i]->data;
+        lo = p < lo ? p : lo;
+        hi = p + cz_numel(c->acts[i]) > hi ? p + cz_numel(c->acts[i]) : hi;
+    }
+    return hi - lo;
+}
+
+/* An inference graph's activations share memory by liveness and compute
+ * the same, bit for bit. */
+static void test_value_liveness(void)
+{
+    chain_net shared = make_chain(KEEP_NONE, false), own = make_chain(KEEP_ALL, false);
+    cz_graph_forward(shared.g);
+    cz_graph_forward(own.g);
+    CHECK(memcmp(shared.loss->data, own.loss->data, sizeof(float)) == 0 && own.loss->data[0] > 0,
+          "shared values change the loss: %.9g against %.9g", shared.loss->data[0], own.loss->data[0]);
+    int64_t one = cz_numel(shared.acts[0]);
+    CHECK(extent(&shared, false) <= 3 * one, "14 activations span %lld floats, more than 3 x %lld",
+          (long long)extent(&shared, false), (long long)one);
+    CHECK(extent(&own, false) >= 13 * one, "kept activations span only %lld floats",
+          (long long)extent(&own, false));
+    cz_graph_free(shared.g);
+    cz_graph_free(own.g);
+}
+
 /* Activation gradients shared by liveness give the same gradients, bit for
  * bit, as gradients each in memory of their own, twice in a row (each
  * backward clears what it reuses), in far less memory; a kept gradient
  * takes what the caller adds into it. */
 static void test_grad_liveness(void)
 {
-    chain_net shared = make_chain(KEEP_NONE), own = make_chain(KEEP_ALL);
+    chain_net shared = make_chain(KEEP_NONE, true), own = make_chain(KEEP_ALL, true);
     for (int step = 0; step < 2; step++) {
         chain_step(&shared, 0);
         chain_step(&own, 0);
@@ -421,22 +452,16 @@ static void test_grad_liveness(void)
     }
     /* Memory: never more than four 8-channel gradients live at once (a
      * node's output, its inputs, and the skip), against 14 without. */
-    const float *lo = shared.acts[0]->grad, *hi = lo;
-    for (int i = 0; i < shared.n_acts; i++) {
-        const cz_tensor *t = shared.acts[i];
-        lo = t->grad < lo ? t->grad : lo;
-        hi = t->grad + cz_numel(t) > hi ? t->grad + cz_numel(t) : hi;
-    }
     int64_t one = cz_numel(shared.acts[0]);
-    CHECK(hi - lo <= 4 * one, "14 activation gradients span %lld floats, more than 4 x %lld",
-          (long long)(hi - lo), (long long)one);
+    CHECK(extent(&shared, true) <= 4 * one, "14 activation gradients span %lld floats, more than 4 x %lld",
+          (long long)extent(&shared, true), (long long)one);
     CHECK(shared.mid->grad != shared.acts[shared.n_acts - 2]->grad,
           "the skip's gradient shares memory with the add's, which is live at the same time");
     cz_graph_free(shared.g);
 
     /* Adding into mid's gradient between forward and backward: with mid
      * kept, the result is the reference's. */
-    chain_net with_mid = make_chain(KEEP_MID);
+    chain_net with_mid = make_chain(KEEP_MID, true);
     chain_step(&with_mid, 0.25f);
     chain_step(&own, 0.25f);
     CHECK(same_grads(&with_mid, &own), "a kept gradient lost what was added into it");
@@ -455,5 +480,6 @@ int main(void)
     test_learning();
     test_params_copied_in();
     test_grad_liveness();
+    test_value_liveness();
     return check_finish("test_graph");
 }

@@ -35,7 +35,7 @@ struct cz_graph {
     int n_slots, next_slot;
     void *scratch;
 
-    float *activations;      /* activation and input values */
+    float *activations;      /* activation and input values (graph.h: liveness) */
     float *activation_grads; /* their gradients: first those of their own, */
     size_t n_own_grads;      /* cleared by each forward, then the shared */
     cz_param_store store;
@@ -175,14 +175,14 @@ cz_tensor *cz_graph_param(cz_graph *g, const char *name, int ndim,
     return t;
 }
 
-void cz_graph_keep_grad(cz_graph *g, cz_tensor *t)
+void cz_graph_keep(cz_graph *g, cz_tensor *t)
 {
     if (!t || g->status != CZ_OK)
         return;
     if (g->planned)
-        cz_graph_error(g, CZ_ERR_INVALID, "graph: cz_graph_keep_grad after planning");
+        cz_graph_error(g, CZ_ERR_INVALID, "graph: cz_graph_keep after planning");
     else
-        t->keep_grad = true;
+        t->kept = true;
 }
 
 cz_tensor *cz_graph_buffer(cz_graph *g, const char *name, int ndim,
@@ -268,16 +268,26 @@ static void init_values(cz_graph *g, cz_tensor *t)
 /* Activations are padded to 16 floats so each starts 64-byte aligned. */
 static size_t padded(int64_t n) { return ((size_t)n + 15) & ~(size_t)15; }
 
-/* --- Activation gradients by liveness (graph.h). In node indices, a
- * shared gradient lives over [producer, last_consumer]: backward runs the
- * nodes from last to first, clearing the gradient before its last
- * consumer's backward and reading it for the last time in its producer's.
- * Two gradients whose spans overlap, ends included, must not overlap in
- * memory. --- */
+/* --- Memory by liveness (graph.h). In node indices, a shared tensor
+ * lives over [producer, last_consumer]: forward writes it in its producer
+ * and reads it for the last time in its last consumer; backward runs the
+ * nodes from last to first, clearing a gradient before its last consumer's
+ * backward and reading it for the last time in its producer's. Two tensors
+ * whose spans overlap, ends included, must not overlap in memory. --- */
 
-static bool own_grad(const cz_tensor *t)
+typedef enum { VALUES, GRADIENTS } region;
+
+static bool in_region(const cz_tensor *t, region r)
 {
-    return t->kind != CZ_TENSOR_ACTIVATION || t->consumers == 0 || t->keep_grad;
+    return (t->kind == CZ_TENSOR_ACTIVATION || t->kind == CZ_TENSOR_INPUT) &&
+           (r == VALUES || t->may_need_grad);
+}
+
+/* Values are shared in inference graphs only: backward reads them. */
+static bool shared_in(const cz_graph *g, const cz_tensor *t, region r)
+{
+    return t->kind == CZ_TENSOR_ACTIVATION && t->consumers > 0 && !t->kept &&
+           (r == GRADIENTS || !g->config.training);
 }
 
 static bool spans_overlap(const cz_tensor *a, const cz_tensor *b)
@@ -287,30 +297,30 @@ static bool spans_overlap(const cz_tensor *a, const cz_tensor *b)
 
 typedef struct {
     cz_tensor *t;
-    size_t offset, size; /* floats, within the shared region */
-} grad_slot;
+    size_t offset, size; /* floats, within the shared part */
+} live_slot;
 
-static int by_birth(const void *pa, const void *pb)
+static int by_first_use(const void *pa, const void *pb)
 {
-    const grad_slot *a = pa, *b = pb;
-    if (a->t->last_consumer != b->t->last_consumer)
-        return a->t->last_consumer > b->t->last_consumer ? -1 : 1;
-    return a->t->producer > b->t->producer ? -1 : a->t->producer < b->t->producer;
+    const live_slot *a = pa, *b = pb;
+    if (a->t->producer != b->t->producer)
+        return a->t->producer < b->t->producer ? -1 : 1;
+    return a->t->last_consumer < b->t->last_consumer ? -1 : a->t->last_consumer > b->t->last_consumer;
 }
 
 static int by_offset(const void *pa, const void *pb)
 {
-    const grad_slot *a = *(grad_slot *const *)pa, *b = *(grad_slot *const *)pb;
+    const live_slot *a = *(live_slot *const *)pa, *b = *(live_slot *const *)pb;
     return a->offset < b->offset ? -1 : a->offset > b->offset;
 }
 
-/* First fit, in the order backward needs them: each shared gradient at the
- * lowest offset where it meets no gradient live at the same time. Sets the
- * offsets and returns the region's size in floats (SIZE_MAX: no memory). */
-static size_t place_shared_grads(grad_slot *slots, int n)
+/* First fit: each tensor, in order of producer, at the lowest offset where
+ * it meets no tensor live at the same time. Sets the offsets and returns
+ * the shared part's size in floats (SIZE_MAX: no memory). */
+static size_t place_by_liveness(live_slot *slots, int n)
 {
-    qsort(slots, (size_t)n, sizeof *slots, by_birth);
-    grad_slot **live = malloc((size_t)(n ? n : 1) * sizeof *live);
+    qsort(slots, (size_t)n, sizeof *slots, by_first_use);
+    live_slot **live = malloc((size_t)(n ? n : 1) * sizeof *live);
     if (!live)
         return SIZE_MAX;
     size_t total = 0;
@@ -332,47 +342,53 @@ static size_t place_shared_grads(grad_slot *slots, int n)
     return total;
 }
 
-/* Gives every tensor that may need one its gradient memory. */
-static cz_status plan_grads(cz_graph *g)
+/* One allocation for the values or the gradients of the activations and
+ * inputs: first those with memory of their own (*n_own floats), then the
+ * shared part. Sets each tensor's data or grad and its shared flag. */
+static cz_status plan_region(cz_graph *g, region r, float **base, size_t *n_own)
 {
-    size_t n_own = 0;
+    size_t own = 0;
     int n_shared = 0;
     for (int i = 0; i < g->n_tensors; i++) {
         cz_tensor *t = g->tensors[i];
-        if (!t->may_need_grad || t->kind == CZ_TENSOR_PARAM || t->kind == CZ_TENSOR_BUFFER)
+        if (!in_region(t, r))
             continue;
-        t->shared_grad = !own_grad(t);
-        if (t->shared_grad)
+        bool shared = shared_in(g, t, r);
+        *(r == VALUES ? &t->shared_data : &t->shared_grad) = shared;
+        if (shared)
             n_shared++;
         else
-            n_own += padded(cz_numel(t));
+            own += padded(cz_numel(t));
     }
-    grad_slot *slots = malloc((size_t)(n_shared ? n_shared : 1) * sizeof *slots);
+    live_slot *slots = malloc((size_t)(n_shared ? n_shared : 1) * sizeof *slots);
     if (!slots)
-        return cz_fail(g->status = CZ_ERR_NOMEM, "graph: out of memory planning gradients");
+        return cz_fail(g->status = CZ_ERR_NOMEM, "graph: out of memory planning tensors");
     int k = 0;
-    for (int i = 0; i < g->n_tensors; i++)
-        if (g->tensors[i]->shared_grad)
-            slots[k++] = (grad_slot){g->tensors[i], 0, padded(cz_numel(g->tensors[i]))};
-    size_t n_shared_floats = place_shared_grads(slots, n_shared);
-    if (n_shared_floats != SIZE_MAX)
-        g->activation_grads = alloc_floats(n_own + n_shared_floats);
-    if (n_shared_floats == SIZE_MAX || !g->activation_grads) {
-        free(slots);
-        return cz_fail(g->status = CZ_ERR_NOMEM, "graph: cannot allocate the activation gradients");
-    }
-    g->n_own_grads = n_own;
-    size_t own = 0;
     for (int i = 0; i < g->n_tensors; i++) {
         cz_tensor *t = g->tensors[i];
-        if (t->may_need_grad && !t->shared_grad &&
-            (t->kind == CZ_TENSOR_ACTIVATION || t->kind == CZ_TENSOR_INPUT)) {
-            t->grad = g->activation_grads + own;
-            own += padded(cz_numel(t));
+        if (in_region(t, r) && (r == VALUES ? t->shared_data : t->shared_grad))
+            slots[k++] = (live_slot){t, 0, padded(cz_numel(t))};
+    }
+    size_t n_shared_floats = place_by_liveness(slots, n_shared);
+    if (n_shared_floats != SIZE_MAX)
+        *base = alloc_floats(own + n_shared_floats);
+    if (n_shared_floats == SIZE_MAX || !*base) {
+        free(slots);
+        return cz_fail(g->status = CZ_ERR_NOMEM, "graph: cannot allocate %zu MB of %s",
+                       n_shared_floats == SIZE_MAX ? 0 : (own + n_shared_floats) * 4 >> 20,
+                       r == VALUES ? "activations" : "activation gradients");
+    }
+    *n_own = own;
+    size_t at = 0;
+    for (int i = 0; i < g->n_tensors; i++) {
+        cz_tensor *t = g->tensors[i];
+        if (in_region(t, r) && !(r == VALUES ? t->shared_data : t->shared_grad)) {
+            *(r == VALUES ? &t->data : &t->grad) = *base + at;
+            at += padded(cz_numel(t));
         }
     }
     for (k = 0; k < n_shared; k++)
-        slots[k].t->grad = g->activation_grads + n_own + slots[k].offset;
+        *(r == VALUES ? &slots[k].t->data : &slots[k].t->grad) = *base + own + slots[k].offset;
     free(slots);
     return CZ_OK;
 }
@@ -433,46 +449,41 @@ cz_status cz_graph_plan(cz_graph *g)
     if (g->planned)
         return CZ_OK;
 
-    /* Sizes of each region. */
-    size_t n_act = 0, n_trainable = 0, n_frozen = 0, n_buffers = 0;
+    /* Sizes of the parameter regions. */
+    size_t n_trainable = 0, n_frozen = 0, n_buffers = 0;
     for (int i = 0; i < g->n_tensors; i++) {
         cz_tensor *t = g->tensors[i];
         size_t n = (size_t)cz_numel(t);
-        switch (t->kind) {
-        case CZ_TENSOR_ACTIVATION:
-        case CZ_TENSOR_INPUT:
-            n_act += padded(n);
-            break;
-        case CZ_TENSOR_PARAM: *(t->trainable ? &n_trainable : &n_frozen) += n; break;
-        case CZ_TENSOR_BUFFER: n_buffers += n; break;
-        }
+        if (t->kind == CZ_TENSOR_PARAM)
+            *(t->trainable ? &n_trainable : &n_frozen) += n;
+        else if (t->kind == CZ_TENSOR_BUFFER)
+            n_buffers += n;
     }
     cz_param_store *s = &g->store;
     s->n_trainable = n_trainable;
     s->n_params = n_trainable + n_frozen;
     s->n_total = s->n_params + n_buffers;
-    g->activations = alloc_floats(n_act);
     s->data = alloc_floats(s->n_total);
     s->grad = alloc_floats(g->config.training ? n_trainable : 0);
-    if (!g->activations || !s->data || !s->grad)
-        return cz_fail(g->status = CZ_ERR_NOMEM,
-                       "graph: cannot allocate %zu MB of tensors",
-                       (n_act + s->n_total + n_trainable) * 4 >> 20);
-    cz_status st = plan_grads(g);
+    if (!s->data || !s->grad)
+        return cz_fail(g->status = CZ_ERR_NOMEM, "graph: cannot allocate %zu MB of parameters",
+                       (s->n_total + n_trainable) * 4 >> 20);
+    size_t n_own_values;
+    cz_status st = plan_region(g, VALUES, &g->activations, &n_own_values);
+    if (st == CZ_OK)
+        st = plan_region(g, GRADIENTS, &g->activation_grads, &g->n_own_grads);
     if (st != CZ_OK)
         return st;
 
-    /* Hand out the regions. */
-    size_t act = 0, trainable = 0, frozen = n_trainable, buffer = s->n_params;
+    /* Hand out the parameter regions. */
+    size_t trainable = 0, frozen = n_trainable, buffer = s->n_params;
     for (int i = 0; i < g->n_tensors; i++) {
         cz_tensor *t = g->tensors[i];
         size_t n = (size_t)cz_numel(t);
         switch (t->kind) {
         case CZ_TENSOR_ACTIVATION:
         case CZ_TENSOR_INPUT:
-            t->data = g->activations + act;
-            act += padded(n);
-            break;
+            break; /* plan_region */
         case CZ_TENSOR_PARAM:
             if (t->trainable) {
                 t->data = s->data + trainable;

@@ -15,16 +15,19 @@
  *
  * A step: fill the inputs, cz_graph_forward, seed the gradient of whatever
  * is being minimised (cz_tensor_seed for a scalar loss, or write into an
- * output's grad directly: see cz_graph_keep_grad), then cz_graph_backward.
+ * output's grad directly: see cz_graph_keep), then cz_graph_backward.
  * Backward *adds* into gradients: parameter gradients accumulate over
  * several backward calls until cz_graph_zero_grad.
  *
- * Activation gradients share memory by liveness: the gradient of a tensor
- * that nodes consume exists only from the backward of its last consumer
- * (which clears it) to the backward of the node that produced it, and
- * tensors whose spans do not overlap use the same memory. Inputs, tensors
- * nothing consumes (losses, outputs) and those given to cz_graph_keep_grad
- * have gradient memory of their own, cleared by each forward.
+ * Memory by liveness: a tensor that nodes consume is needed only from the
+ * node that produces it to its last consumer, and tensors whose spans do
+ * not overlap share memory. That holds for the values of an inference
+ * graph's activations, and for the gradients of a training graph's (each
+ * exists from the backward of its last consumer, which clears it, to the
+ * backward of its producer); a training graph's values stay, for backward.
+ * Inputs, tensors nothing consumes (outputs, losses) and those given to
+ * cz_graph_keep have memory of their own, gradients cleared by each
+ * forward.
  *
  * Parameters are laid out in one flat array: trainable ones first, then frozen
  * ones, then buffers (BatchNorm running statistics). param_grad covers exactly
@@ -79,7 +82,8 @@ typedef struct cz_tensor {
     int consumers;        /* how many nodes read it */
     int producer;         /* index of the node that writes it, -1 for leaves */
     int last_consumer;    /* index of the last node that reads it, -1 if none */
-    bool keep_grad;       /* cz_graph_keep_grad */
+    bool kept;            /* cz_graph_keep */
+    bool shared_data;     /* planned: its value memory is shared by liveness */
     bool shared_grad;     /* planned: its gradient memory is shared by liveness */
     cz_init init;
     float init_scale;
@@ -153,12 +157,12 @@ cz_tensor *cz_graph_error(cz_graph *g, cz_status status, const char *fmt, ...)
 #endif
     ;
 
-/* The caller reads or writes t's gradient between a forward and the
- * backward after it (training adds D's input gradient into G's output,
- * which G's L1 loss also consumes): t gets gradient memory of its own,
- * cleared by each forward, instead of memory shared by liveness. Before
- * planning. */
-void cz_graph_keep_grad(cz_graph *g, cz_tensor *t);
+/* The caller reads t's values after a forward of an inference graph, or
+ * reads or writes its gradient between a forward and the backward after it
+ * (training adds D's input gradient into G's output, which G's L1 loss
+ * also consumes): t gets memory of its own instead of memory shared by
+ * liveness. Before planning. */
+void cz_graph_keep(cz_graph *g, cz_tensor *t);
 
 /* Allocate everything, initialise parameters, create primitives. Once. */
 cz_status cz_graph_plan(cz_graph *g);

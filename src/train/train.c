@@ -103,7 +103,7 @@ static cz_status build_networks(run *r)
     r->g_ab = cz_model_build(&o->generator, r->G, r->g_L);
     r->g_ab_real = cz_graph_input(r->G, "ab", B, 2, S, S, false);
     r->g_l1 = cz_l1_loss(r->G, r->g_ab, r->g_ab_real);
-    cz_graph_keep_grad(r->G, r->g_ab); /* D's gradient is added into it */
+    cz_graph_keep(r->G, r->g_ab); /* D's gradient is added into it */
     cz_status st = cz_graph_plan(r->G);
     if (st != CZ_OK)
         return cz_fail(st, "generator %s at %dx%d: %s", o->generator.arch, S, S, cz_last_error());
