@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/error.h"
+#include "engine/liveness.h"
 
 /* Memory is planned into these regions, each one contiguous. */
 struct cz_graph {
@@ -268,12 +269,12 @@ static void init_values(cz_graph *g, cz_tensor *t)
 /* Activations are padded to 16 floats so each starts 64-byte aligned. */
 static size_t padded(int64_t n) { return ((size_t)n + 15) & ~(size_t)15; }
 
-/* --- Memory by liveness (graph.h). In node indices, a shared tensor
- * lives over [producer, last_consumer]: forward writes it in its producer
- * and reads it for the last time in its last consumer; backward runs the
- * nodes from last to first, clearing a gradient before its last consumer's
- * backward and reading it for the last time in its producer's. Two tensors
- * whose spans overlap, ends included, must not overlap in memory. --- */
+/* --- Memory by liveness (graph.h, engine/liveness.h). In node indices, a
+ * shared tensor lives over [producer, last_consumer]: forward writes it in
+ * its producer and reads it for the last time in its last consumer;
+ * backward runs the nodes from last to first, clearing a gradient before
+ * its last consumer's backward and reading it for the last time in its
+ * producer's. --- */
 
 typedef enum { VALUES, GRADIENTS } region;
 
@@ -288,58 +289,6 @@ static bool shared_in(const cz_graph *g, const cz_tensor *t, region r)
 {
     return t->kind == CZ_TENSOR_ACTIVATION && t->consumers > 0 && !t->kept &&
            (r == GRADIENTS || !g->config.training);
-}
-
-static bool spans_overlap(const cz_tensor *a, const cz_tensor *b)
-{
-    return a->producer <= b->last_consumer && b->producer <= a->last_consumer;
-}
-
-typedef struct {
-    cz_tensor *t;
-    size_t offset, size; /* floats, within the shared part */
-} live_slot;
-
-static int by_first_use(const void *pa, const void *pb)
-{
-    const live_slot *a = pa, *b = pb;
-    if (a->t->producer != b->t->producer)
-        return a->t->producer < b->t->producer ? -1 : 1;
-    return a->t->last_consumer < b->t->last_consumer ? -1 : a->t->last_consumer > b->t->last_consumer;
-}
-
-static int by_offset(const void *pa, const void *pb)
-{
-    const live_slot *a = *(live_slot *const *)pa, *b = *(live_slot *const *)pb;
-    return a->offset < b->offset ? -1 : a->offset > b->offset;
-}
-
-/* First fit: each tensor, in order of producer, at the lowest offset where
- * it meets no tensor live at the same time. Sets the offsets and returns
- * the shared part's size in floats (SIZE_MAX: no memory). */
-static size_t place_by_liveness(live_slot *slots, int n)
-{
-    qsort(slots, (size_t)n, sizeof *slots, by_first_use);
-    live_slot **live = malloc((size_t)(n ? n : 1) * sizeof *live);
-    if (!live)
-        return SIZE_MAX;
-    size_t total = 0;
-    for (int k = 0; k < n; k++) {
-        int n_live = 0;
-        for (int j = 0; j < k; j++)
-            if (spans_overlap(slots[j].t, slots[k].t))
-                live[n_live++] = &slots[j];
-        qsort(live, (size_t)n_live, sizeof *live, by_offset);
-        size_t at = 0;
-        for (int j = 0; j < n_live && live[j]->offset < at + slots[k].size; j++)
-            if (live[j]->offset + live[j]->size > at)
-                at = live[j]->offset + live[j]->size;
-        slots[k].offset = at;
-        if (at + slots[k].size > total)
-            total = at + slots[k].size;
-    }
-    free(live);
-    return total;
 }
 
 /* One allocation for the values or the gradients of the activations and
@@ -360,20 +309,21 @@ static cz_status plan_region(cz_graph *g, region r, float **base, size_t *n_own)
         else
             own += padded(cz_numel(t));
     }
-    live_slot *slots = malloc((size_t)(n_shared ? n_shared : 1) * sizeof *slots);
-    if (!slots)
+    cz_live_span *spans = malloc((size_t)(n_shared ? n_shared : 1) * sizeof *spans);
+    if (!spans)
         return cz_fail(g->status = CZ_ERR_NOMEM, "graph: out of memory planning tensors");
     int k = 0;
     for (int i = 0; i < g->n_tensors; i++) {
         cz_tensor *t = g->tensors[i];
         if (in_region(t, r) && (r == VALUES ? t->shared_data : t->shared_grad))
-            slots[k++] = (live_slot){t, 0, padded(cz_numel(t))};
+            spans[k++] = (cz_live_span){.first = t->producer, .last = t->last_consumer,
+                                        .size = padded(cz_numel(t)), .owner = t};
     }
-    size_t n_shared_floats = place_by_liveness(slots, n_shared);
+    size_t n_shared_floats = cz_place_by_liveness(spans, n_shared);
     if (n_shared_floats != SIZE_MAX)
         *base = alloc_floats(own + n_shared_floats);
     if (n_shared_floats == SIZE_MAX || !*base) {
-        free(slots);
+        free(spans);
         return cz_fail(g->status = CZ_ERR_NOMEM, "graph: cannot allocate %zu MB of %s",
                        n_shared_floats == SIZE_MAX ? 0 : (own + n_shared_floats) * 4 >> 20,
                        r == VALUES ? "activations" : "activation gradients");
@@ -387,9 +337,11 @@ static cz_status plan_region(cz_graph *g, region r, float **base, size_t *n_own)
             at += padded(cz_numel(t));
         }
     }
-    for (k = 0; k < n_shared; k++)
-        *(r == VALUES ? &slots[k].t->data : &slots[k].t->grad) = *base + own + slots[k].offset;
-    free(slots);
+    for (k = 0; k < n_shared; k++) {
+        cz_tensor *t = spans[k].owner;
+        *(r == VALUES ? &t->data : &t->grad) = *base + own + spans[k].offset;
+    }
+    free(spans);
     return CZ_OK;
 }
 
