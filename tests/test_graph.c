@@ -1,6 +1,8 @@
 /* The graph's contracts: planned memory (no malloc in a training step),
  * frozen parameters, the GAN pattern, gradient accumulation, determinism,
- * thread-count independence, and a tiny net that learns. */
+ * thread-count independence, a tiny net that learns, parameters left for a
+ * model to fill, and memory shared by liveness (values and gradients the
+ * same, bit for bit, as with every tensor in memory of its own). */
 #include <dlfcn.h>
 #include <omp.h>
 #include <string.h>
