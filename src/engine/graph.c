@@ -291,33 +291,29 @@ static bool shared_in(const cz_graph *g, const cz_tensor *t, region r)
            (r == GRADIENTS || !g->config.training);
 }
 
+static float **memory_of(cz_tensor *t, region r) { return r == VALUES ? &t->data : &t->grad; }
+
 /* One allocation for the values or the gradients of the activations and
  * inputs: first those with memory of their own (*n_own floats), then the
- * shared part. Sets each tensor's data or grad and its shared flag. */
+ * shared part. Sets each tensor's data or grad (and shared_grad). */
 static cz_status plan_region(cz_graph *g, region r, float **base, size_t *n_own)
 {
+    cz_live_span *spans = malloc((size_t)(g->n_tensors ? g->n_tensors : 1) * sizeof *spans);
+    if (!spans)
+        return cz_fail(g->status = CZ_ERR_NOMEM, "graph: out of memory planning tensors");
     size_t own = 0;
     int n_shared = 0;
     for (int i = 0; i < g->n_tensors; i++) {
         cz_tensor *t = g->tensors[i];
         if (!in_region(t, r))
             continue;
-        bool shared = shared_in(g, t, r);
-        *(r == VALUES ? &t->shared_data : &t->shared_grad) = shared;
-        if (shared)
-            n_shared++;
+        if (r == GRADIENTS)
+            t->shared_grad = shared_in(g, t, r);
+        if (shared_in(g, t, r))
+            spans[n_shared++] = (cz_live_span){.first = t->producer, .last = t->last_consumer,
+                                               .size = padded(cz_numel(t)), .owner = t};
         else
             own += padded(cz_numel(t));
-    }
-    cz_live_span *spans = malloc((size_t)(n_shared ? n_shared : 1) * sizeof *spans);
-    if (!spans)
-        return cz_fail(g->status = CZ_ERR_NOMEM, "graph: out of memory planning tensors");
-    int k = 0;
-    for (int i = 0; i < g->n_tensors; i++) {
-        cz_tensor *t = g->tensors[i];
-        if (in_region(t, r) && (r == VALUES ? t->shared_data : t->shared_grad))
-            spans[k++] = (cz_live_span){.first = t->producer, .last = t->last_consumer,
-                                        .size = padded(cz_numel(t)), .owner = t};
     }
     size_t n_shared_floats = cz_place_by_liveness(spans, n_shared);
     if (n_shared_floats != SIZE_MAX)
@@ -332,15 +328,13 @@ static cz_status plan_region(cz_graph *g, region r, float **base, size_t *n_own)
     size_t at = 0;
     for (int i = 0; i < g->n_tensors; i++) {
         cz_tensor *t = g->tensors[i];
-        if (in_region(t, r) && !(r == VALUES ? t->shared_data : t->shared_grad)) {
-            *(r == VALUES ? &t->data : &t->grad) = *base + at;
+        if (in_region(t, r) && !shared_in(g, t, r)) {
+            *memory_of(t, r) = *base + at;
             at += padded(cz_numel(t));
         }
     }
-    for (k = 0; k < n_shared; k++) {
-        cz_tensor *t = spans[k].owner;
-        *(r == VALUES ? &t->data : &t->grad) = *base + own + spans[k].offset;
-    }
+    for (int k = 0; k < n_shared; k++)
+        *memory_of(spans[k].owner, r) = *base + own + spans[k].offset;
     free(spans);
     return CZ_OK;
 }

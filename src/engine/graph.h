@@ -83,7 +83,6 @@ typedef struct cz_tensor {
     int producer;         /* index of the node that writes it, -1 for leaves */
     int last_consumer;    /* index of the last node that reads it, -1 if none */
     bool kept;            /* cz_graph_keep */
-    bool shared_data;     /* planned: its value memory is shared by liveness */
     bool shared_grad;     /* planned: its gradient memory is shared by liveness */
     cz_init init;
     float init_scale;
