@@ -269,6 +269,48 @@ static void init_values(cz_graph *g, cz_tensor *t)
 /* Activations are padded to 16 floats so each starts 64-byte aligned. */
 static size_t padded(int64_t n) { return ((size_t)n + 15) & ~(size_t)15; }
 
+
+/* cz_layout: an activation is channels-last where the op that writes it and
+ * every op that reads it take that layout (cz_op.layouts), in inference
+ * graphs that fuse. */
+static void choose_layouts(cz_graph *g)
+{
+    if (!cz_graph_fuses(g))
+        return;
+    cz_layout fast = g->config.precision == CZ_BF16 ? CZ_LAYOUT_NHWC_BF16 : CZ_LAYOUT_NHWC_F32;
+    for (int i = 0; i < g->n_tensors; i++) {
+        cz_tensor *t = g->tensors[i];
+        bool eligible = t->kind == CZ_TENSOR_ACTIVATION && t->consumers > 0 && !t->kept &&
+                        g->nodes[t->producer].op->layouts != CZ_OP_PLAIN;
+        t->layout = eligible ? fast : CZ_LAYOUT_NCHW_F32;
+    }
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].op->layouts == CZ_OP_PLAIN)
+            for (int j = 0; j < g->nodes[i].n_in; j++)
+                g->nodes[i].in[j]->layout = CZ_LAYOUT_NCHW_F32;
+    /* An op that needs one layout for all its tensors makes them all plain
+     * if any is; that can reach another such op, so repeat until none
+     * changes (each round only turns tensors plain). */
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (int i = 0; i < g->n_nodes; i++) {
+            cz_node *node = &g->nodes[i];
+            if (node->op->layouts != CZ_OP_ONE_LAYOUT)
+                continue;
+            bool any_plain = node->out->layout == CZ_LAYOUT_NCHW_F32;
+            for (int j = 0; j < node->n_in; j++)
+                any_plain |= node->in[j]->layout == CZ_LAYOUT_NCHW_F32;
+            if (!any_plain)
+                continue;
+            for (int j = 0; j <= node->n_in; j++) {
+                cz_tensor *t = j < node->n_in ? node->in[j] : node->out;
+                changed |= t->layout != CZ_LAYOUT_NCHW_F32;
+                t->layout = CZ_LAYOUT_NCHW_F32;
+            }
+        }
+    }
+}
+
 /* --- Memory by liveness (graph.h, engine/liveness.h). In node indices, a
  * shared tensor lives over [producer, last_consumer]: forward writes it in
  * its producer and reads it for the last time in its last consumer;
@@ -293,6 +335,14 @@ static bool shared_in(const cz_graph *g, const cz_tensor *t, region r)
 
 static float **memory_of(cz_tensor *t, region r) { return r == VALUES ? &t->data : &t->grad; }
 
+/* The floats t's values or gradient take: bf16 values pack two to a float;
+ * gradients are always fp32. */
+static size_t floats_of(const cz_tensor *t, region r)
+{
+    int64_t n = cz_numel(t);
+    return padded(r == VALUES && t->layout == CZ_LAYOUT_NHWC_BF16 ? (n + 1) / 2 : n);
+}
+
 /* One allocation for the values or the gradients of the activations and
  * inputs: first those with memory of their own (*n_own floats), then the
  * shared part. Sets each tensor's data or grad (and shared_grad). */
@@ -311,9 +361,9 @@ static cz_status plan_region(cz_graph *g, region r, float **base, size_t *n_own)
             t->shared_grad = shared_in(g, t, r);
         if (shared_in(g, t, r))
             spans[n_shared++] = (cz_live_span){.first = t->producer, .last = t->last_consumer,
-                                               .size = padded(cz_numel(t)), .owner = t};
+                                               .size = floats_of(t, r), .owner = t};
         else
-            own += padded(cz_numel(t));
+            own += floats_of(t, r);
     }
     size_t n_shared_floats = cz_place_by_liveness(spans, n_shared);
     if (n_shared_floats != SIZE_MAX)
@@ -330,7 +380,7 @@ static cz_status plan_region(cz_graph *g, region r, float **base, size_t *n_own)
         cz_tensor *t = g->tensors[i];
         if (in_region(t, r) && !shared_in(g, t, r)) {
             *memory_of(t, r) = *base + at;
-            at += padded(cz_numel(t));
+            at += floats_of(t, r);
         }
     }
     for (int k = 0; k < n_shared; k++)
@@ -414,6 +464,7 @@ cz_status cz_graph_plan(cz_graph *g)
     if (!s->data || !s->grad)
         return cz_fail(g->status = CZ_ERR_NOMEM, "graph: cannot allocate %zu MB of parameters",
                        (s->n_total + n_trainable) * 4 >> 20);
+    choose_layouts(g);
     size_t n_own_values;
     cz_status st = plan_region(g, VALUES, &g->activations, &n_own_values);
     if (st == CZ_OK)

@@ -68,9 +68,23 @@ typedef enum {
     CZ_INIT_UNIFORM, /* U(-init_scale, init_scale) */
 } cz_init;
 
+/* How an activation's values are stored. Plain NCHW fp32 is what callers,
+ * parameters, losses and most ops see. In an inference graph that fuses
+ * (cz_graph_fuses), cz_graph_plan stores an activation channels-last instead
+ * wherever its producer and every consumer take that layout
+ * (cz_op.layouts): NHWC, in bf16 in bf16 graphs. That is what
+ * oneDNN's AMX convolutions read and write, so from one convolution to the
+ * next an activation passes with no conversion, and in half the bytes. */
+typedef enum {
+    CZ_LAYOUT_NCHW_F32,
+    CZ_LAYOUT_NHWC_F32,
+    CZ_LAYOUT_NHWC_BF16, /* data points to uint16_t bf16 values */
+} cz_layout;
+
 typedef struct cz_tensor {
     int64_t n, c, h, w;   /* NCHW; vectors and matrices use trailing 1s */
     int ndim;             /* the PyTorch rank, for parameter files: 1, 2 or 4 */
+    cz_layout layout;     /* planned by cz_graph_plan; NCHW_F32 unless it says */
     float *data;          /* planned by cz_graph_plan */
     float *grad;          /* NULL where no gradient is kept */
     char *name;           /* parameters and inputs: their name, else NULL */
@@ -93,6 +107,14 @@ static inline int64_t cz_numel(const cz_tensor *t) { return t->n * t->c * t->h *
 typedef struct cz_graph cz_graph;
 typedef struct cz_node cz_node;
 
+/* Which layouts an op's forward reads and writes (cz_layout). */
+typedef enum {
+    CZ_OP_PLAIN,      /* plain tensors only */
+    CZ_OP_ANY_LAYOUT, /* each input and the output in any layout (oneDNN's
+                         primitives, through mirrors that convert) */
+    CZ_OP_ONE_LAYOUT, /* any layout shared by its inputs and its output */
+} cz_op_layouts;
+
 /* An op: its shape rule lives in its builder; these run it. */
 typedef struct cz_op {
     const char *name;
@@ -100,6 +122,7 @@ typedef struct cz_op {
     void (*forward)(cz_graph *g, cz_node *node);
     void (*backward)(cz_graph *g, cz_node *node);     /* may be NULL: no grad */
     void (*destroy)(void *state);                     /* may be NULL: free() */
+    cz_op_layouts layouts;
 } cz_op;
 
 #define CZ_MAX_INPUTS 8

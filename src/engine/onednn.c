@@ -46,6 +46,11 @@ dnnl_memory_desc_t cz_dnnl_md(int ndims, const int64_t *dims, dnnl_data_type_t t
 dnnl_memory_desc_t cz_dnnl_tensor_md(const cz_tensor *t)
 {
     int64_t dims[4] = {t->n, t->c, t->h, t->w};
+    switch (t->layout) {
+    case CZ_LAYOUT_NHWC_F32: return cz_dnnl_md(4, dims, dnnl_f32, dnnl_nhwc);
+    case CZ_LAYOUT_NHWC_BF16: return cz_dnnl_md(4, dims, dnnl_bf16, dnnl_nhwc);
+    case CZ_LAYOUT_NCHW_F32: break;
+    }
     return cz_dnnl_md(4, dims, dnnl_f32, dnnl_nchw);
 }
 

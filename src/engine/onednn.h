@@ -1,5 +1,5 @@
 /* Glue between the graph and oneDNN: one CPU engine and stream for the
- * process, memory descriptors for our plain NCHW fp32 tensors, and mirrors
+ * process, memory descriptors for our tensors, and mirrors
  * that keep a tensor in the layout and data type a primitive prefers. */
 #ifndef CZ_ENGINE_ONEDNN_H
 #define CZ_ENGINE_ONEDNN_H
@@ -17,7 +17,7 @@ dnnl_stream_t cz_dnnl_stream(void);
 /* A descriptor of a 1-D (x), 2-D (nc / oi) or 4-D (nchw / oihw) tensor. */
 dnnl_memory_desc_t cz_dnnl_md(int ndims, const int64_t *dims, dnnl_data_type_t type,
                               dnnl_format_tag_t tag);
-/* The plain fp32 NCHW descriptor of a graph tensor. */
+/* The descriptor of a graph tensor's values in its layout (cz_layout). */
 dnnl_memory_desc_t cz_dnnl_tensor_md(const cz_tensor *t);
 
 /* Turn a oneDNN status into ours, naming what failed. */

@@ -95,26 +95,50 @@ static cz_tensor *activate(cz_graph *g, cz_tensor *x, cz_act act)
     return x;
 }
 
+bool cz_layer_conv_bn_make(cz_conv_bn *layer, cz_graph *g, const char *conv_prefix,
+                           const char *bn_prefix, int64_t in_c, int64_t oc, int k, int stride,
+                           int padding, bool bias, float eps)
+{
+    int64_t shape[4] = {oc, in_c, k, k};
+    *layer = (cz_conv_bn){.bn = {.eps = eps}, .stride = stride, .padding = padding};
+    if (!conv_params(g, conv_prefix, shape, oc, bias, &layer->weight, &layer->bias))
+        return false;
+    if (bn_prefix)
+        bn_params(g, bn_prefix, oc, &layer->bn);
+    return cz_graph_status(g) == CZ_OK;
+}
+
+cz_tensor *cz_layer_conv_bn_apply(cz_graph *g, const cz_conv_bn *layer, cz_tensor *x,
+                                  cz_tensor *residual, cz_act act)
+{
+    if (!x)
+        return NULL;
+    const cz_conv_fusion *bn = &layer->bn;
+    if (!cz_graph_fuses(g)) {
+        cz_tensor *y = cz_conv2d(g, x, layer->weight, layer->bias, layer->stride, layer->padding, 1);
+        if (bn->bn_weight)
+            y = cz_batch_norm2d(g, y, bn->bn_weight, bn->bn_bias, bn->running_mean,
+                                bn->running_var, CZ_BN_MOMENTUM, bn->eps);
+        if (residual)
+            y = cz_add(g, y, residual);
+        return activate(g, y, act);
+    }
+    cz_conv_fusion f = *bn;
+    f.residual = residual;
+    f.act = act;
+    f.slope = CZ_LEAKY_SLOPE;
+    return cz_conv2d_fused(g, x, layer->weight, layer->bias, layer->stride, layer->padding, 1, &f);
+}
+
 cz_tensor *cz_layer_conv_bn_act(cz_graph *g, const char *conv_prefix, const char *bn_prefix,
                                 cz_tensor *x, int64_t oc, int k, int stride, int padding,
                                 bool bias, float eps, cz_act act)
 {
-    if (!x)
+    cz_conv_bn layer;
+    if (!x || !cz_layer_conv_bn_make(&layer, g, conv_prefix, bn_prefix, x->c, oc, k, stride,
+                                     padding, bias, eps))
         return NULL;
-    if (!cz_graph_fuses(g)) {
-        cz_tensor *y = cz_layer_conv(g, conv_prefix, x, oc, k, stride, padding, bias);
-        if (bn_prefix)
-            y = cz_layer_bn(g, bn_prefix, y, eps);
-        return activate(g, y, act);
-    }
-    int64_t shape[4] = {oc, x->c, k, k};
-    cz_tensor *w, *b;
-    cz_conv_fusion f = {.eps = eps, .act = act, .slope = CZ_LEAKY_SLOPE};
-    if (!conv_params(g, conv_prefix, shape, oc, bias, &w, &b))
-        return NULL;
-    if (bn_prefix)
-        bn_params(g, bn_prefix, oc, &f);
-    return cz_conv2d_fused(g, x, w, b, stride, padding, 1, &f);
+    return cz_layer_conv_bn_apply(g, &layer, x, NULL, act);
 }
 
 cz_tensor *cz_layer_conv_transpose_bn(cz_graph *g, const char *conv_prefix,
@@ -224,7 +248,8 @@ static void gray_backward(cz_graph *g, cz_node *node)
     }
 }
 
-static const cz_op gray_op = {"l_to_gray", NULL, gray_forward, gray_backward, NULL};
+static const cz_op gray_op = {"l_to_gray", NULL, gray_forward, gray_backward, NULL,
+                             CZ_OP_PLAIN};
 
 cz_tensor *cz_l_to_gray(cz_graph *g, cz_tensor *x)
 {
@@ -279,7 +304,8 @@ static void affine_backward(cz_graph *g, cz_node *node)
     }
 }
 
-static const cz_op affine_op = {"channel_affine", NULL, affine_forward, affine_backward, NULL};
+static const cz_op affine_op = {"channel_affine", NULL, affine_forward, affine_backward, NULL,
+                               CZ_OP_PLAIN};
 
 cz_tensor *cz_channel_affine(cz_graph *g, cz_tensor *x, const int src[3], const float scale[3],
                              const float shift[3])
@@ -336,7 +362,8 @@ static void pad_crop_backward(cz_graph *g, cz_node *node)
         }
 }
 
-static const cz_op pad_crop_op = {"pad_crop", NULL, pad_crop_forward, pad_crop_backward, NULL};
+static const cz_op pad_crop_op = {"pad_crop", NULL, pad_crop_forward, pad_crop_backward, NULL,
+                                 CZ_OP_PLAIN};
 
 cz_tensor *cz_pad_crop(cz_graph *g, cz_tensor *x, int64_t h, int64_t w)
 {

@@ -48,6 +48,25 @@ cz_tensor *cz_layer_bn(cz_graph *g, const char *prefix, cz_tensor *x, float eps)
 cz_tensor *cz_layer_conv_bn_act(cz_graph *g, const char *conv_prefix, const char *bn_prefix,
                                 cz_tensor *x, int64_t oc, int k, int stride, int padding,
                                 bool bias, float eps, cz_act act);
+
+/* The same layer with its parameters made apart from applying it, for a
+ * layer that adds a tensor built after its parameters (a ResNet block's
+ * last convolution adds the shortcut, whose parameters come after its own
+ * in the model file). */
+typedef struct {
+    cz_tensor *weight, *bias; /* conv2d's: [oc, in_c, k, k], [oc] or NULL */
+    cz_conv_fusion bn;        /* the batch norm's tensors (bn_weight NULL without one), eps */
+    int stride, padding;
+} cz_conv_bn;
+/* Makes the parameters as cz_layer_conv_bn_act does, for in_c input
+ * channels; false after a failure (the graph keeps the error). */
+bool cz_layer_conv_bn_make(cz_conv_bn *layer, cz_graph *g, const char *conv_prefix,
+                           const char *bn_prefix, int64_t in_c, int64_t oc, int k, int stride,
+                           int padding, bool bias, float eps);
+/* act(batch_norm2d(conv2d(x)) + residual), residual NULL for none: one
+ * fused convolution in inference graphs, the residual its post-op. */
+cz_tensor *cz_layer_conv_bn_apply(cz_graph *g, const cz_conv_bn *layer, cz_tensor *x,
+                                  cz_tensor *residual, cz_act act);
 /* batch_norm2d(pad_crop(conv_transpose2d(x), h, w)): cz_layer_conv_transpose
  * (no bias) named conv_prefix, cropped to h x w, then cz_layer_bn named
  * bn_prefix with CZ_BN_EPS. Fused as above in bf16 inference graphs (where

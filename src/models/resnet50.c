@@ -71,7 +71,9 @@ cz_tensor *cz_resnet50_normalise_l(cz_graph *g, const cz_model_spec *spec, cz_te
 
 /* One bottleneck block: 1x1 (mid) - 3x3 (mid) - 1x1 (4 mid), each conv with
  * BN, ReLU after the first two and after the sum with the shortcut, which is
- * a projection (1x1 conv + BN) where the shape changes. */
+ * a projection (1x1 conv + BN) where the shape changes. The last conv's
+ * parameters precede the projection's (torchvision's order, which model
+ * files keep); it is applied once the shortcut exists, and adds it. */
 static cz_tensor *bottleneck(cz_graph *g, const char *prefix, cz_tensor *x, int64_t mid,
                              int stride, bool keras)
 {
@@ -86,7 +88,9 @@ static cz_tensor *bottleneck(cz_graph *g, const char *prefix, cz_tensor *x, int6
     y = cz_layer_conv_bn_act(g, conv, bn, y, mid, 3, s2, 1, keras, eps, CZ_ACT_RELU);
     cz_layer_name(conv, "%s.conv3", prefix);
     cz_layer_name(bn, "%s.bn3", prefix);
-    y = cz_layer_conv_bn_act(g, conv, bn, y, 4 * mid, 1, 1, 0, keras, eps, CZ_ACT_NONE);
+    cz_conv_bn expand;
+    if (!cz_layer_conv_bn_make(&expand, g, conv, bn, mid, 4 * mid, 1, 1, 0, keras, eps))
+        return NULL;
     cz_tensor *shortcut = x;
     if (x && (stride != 1 || x->c != 4 * mid)) {
         cz_layer_name(conv, "%s.downsample.0", prefix);
@@ -94,7 +98,7 @@ static cz_tensor *bottleneck(cz_graph *g, const char *prefix, cz_tensor *x, int6
         shortcut = cz_layer_conv_bn_act(g, conv, bn, x, 4 * mid, 1, stride, 0, keras, eps,
                                         CZ_ACT_NONE);
     }
-    return cz_relu(g, cz_add(g, y, shortcut));
+    return cz_layer_conv_bn_apply(g, &expand, y, shortcut, CZ_ACT_RELU);
 }
 
 cz_resnet50_features cz_resnet50_encoder(cz_graph *g, const cz_model_spec *spec,

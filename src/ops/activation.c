@@ -5,6 +5,7 @@
  * negative), tanh and sigmoid from the output, which is what the forward
  * already computed. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "ops/ops.h"
@@ -25,9 +26,24 @@ static float sigmoid(float x)
     return e / (1.0f + e);
 }
 
+/* relu on bf16 values: a negative one (sign bit set, not NaN) becomes +0. */
+static void relu_forward_bf16(const cz_tensor *xt, cz_tensor *yt)
+{
+    const uint16_t *x = (const uint16_t *)xt->data;
+    uint16_t *y = (uint16_t *)yt->data;
+    int64_t n = cz_numel(yt);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++)
+        y[i] = (x[i] & 0x8000) && (x[i] & 0x7fff) <= 0x7f80 ? 0 : x[i];
+}
+
 static void act_forward(cz_graph *g, cz_node *node)
 {
     const act_state *s = node->state;
+    if (node->out->layout == CZ_LAYOUT_NHWC_BF16) {
+        relu_forward_bf16(node->in[0], node->out); /* only relu is given bf16 */
+        return;
+    }
     const float *x = node->in[0]->data;
     float *y = node->out->data;
     int64_t n = cz_numel(node->out);
@@ -91,10 +107,12 @@ static void act_backward(cz_graph *g, cz_node *node)
 }
 
 static const cz_op act_ops[] = {
-    [ACT_RELU] = {"relu", NULL, act_forward, act_backward, NULL},
-    [ACT_LEAKY_RELU] = {"leaky_relu", NULL, act_forward, act_backward, NULL},
-    [ACT_TANH] = {"tanh", NULL, act_forward, act_backward, NULL},
-    [ACT_SIGMOID] = {"sigmoid", NULL, act_forward, act_backward, NULL},
+    /* Element by element, relu reads and writes any layout (fp32 ones
+     * alike, bf16 with its own loop). */
+    [ACT_RELU] = {"relu", NULL, act_forward, act_backward, NULL, CZ_OP_ONE_LAYOUT},
+    [ACT_LEAKY_RELU] = {"leaky_relu", NULL, act_forward, act_backward, NULL, CZ_OP_PLAIN},
+    [ACT_TANH] = {"tanh", NULL, act_forward, act_backward, NULL, CZ_OP_PLAIN},
+    [ACT_SIGMOID] = {"sigmoid", NULL, act_forward, act_backward, NULL, CZ_OP_PLAIN},
 };
 
 static cz_tensor *build(cz_graph *g, cz_tensor *x, act_kind kind, float slope)

@@ -7,11 +7,34 @@
 
 /* --- cat: out[:, off_k : off_k + C_k] = xs[k] --- */
 
+/* Channels last, each pixel's channels are the inputs' channels one after
+ * another: one copy of each input's channels per pixel. */
+static void cat_forward_channels_last(const cz_node *node)
+{
+    const cz_tensor *y = node->out;
+    size_t size = y->layout == CZ_LAYOUT_NHWC_BF16 ? sizeof(uint16_t) : sizeof(float);
+    int64_t pixels = y->n * y->h * y->w;
+    size_t y_pixel = (size_t)y->c * size;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < pixels; i++) {
+        char *dst = (char *)y->data + (size_t)i * y_pixel;
+        for (int k = 0; k < node->n_in; k++) {
+            size_t x_pixel = (size_t)node->in[k]->c * size;
+            memcpy(dst, (const char *)node->in[k]->data + (size_t)i * x_pixel, x_pixel);
+            dst += x_pixel;
+        }
+    }
+}
+
 /* The same tensor may appear twice among the inputs, so the backward handles
  * one input at a time: within one, the planes written are disjoint. */
 static void cat_forward(cz_graph *g, cz_node *node)
 {
     const cz_tensor *y = node->out;
+    if (y->layout != CZ_LAYOUT_NCHW_F32) {
+        cat_forward_channels_last(node);
+        return;
+    }
     int64_t N = y->n, C = y->c, HW = y->h * y->w;
     int64_t off = 0;
     for (int k = 0; k < node->n_in; k++) {
@@ -48,7 +71,7 @@ static void cat_backward(cz_graph *g, cz_node *node)
     }
 }
 
-static const cz_op cat_op = {"cat", NULL, cat_forward, cat_backward, NULL};
+static const cz_op cat_op = {"cat", NULL, cat_forward, cat_backward, NULL, CZ_OP_ONE_LAYOUT};
 
 cz_tensor *cz_cat(cz_graph *g, cz_tensor *const *xs, int n)
 {
@@ -103,7 +126,7 @@ static void add_backward(cz_graph *g, cz_node *node)
     }
 }
 
-static const cz_op add_op = {"add", NULL, add_forward, add_backward, NULL};
+static const cz_op add_op = {"add", NULL, add_forward, add_backward, NULL, CZ_OP_PLAIN};
 
 cz_tensor *cz_add(cz_graph *g, cz_tensor *a, cz_tensor *b)
 {
@@ -124,8 +147,7 @@ cz_tensor *cz_add(cz_graph *g, cz_tensor *a, cz_tensor *b)
 typedef struct {
     float p;        /* probability of zeroing an element */
     float scale;    /* 1 / (1 - p): keeps the expected value */
-    bool active;    /* a training graph with p > 0 */
-    uint8_t *mask;  /* active: 1 where kept, drawn by each forward; from plan */
+    uint8_t *mask;  /* 1 where kept, drawn by each forward; from plan */
 } dropout_state;
 
 static void dropout_destroy(void *p)
@@ -140,8 +162,6 @@ static void dropout_destroy(void *p)
 static cz_status dropout_plan(cz_graph *g, cz_node *node)
 {
     dropout_state *s = node->state;
-    if (!s->active)
-        return CZ_OK;
     s->mask = malloc((size_t)cz_numel(node->out));
     if (!s->mask) {
         cz_graph_error(g, CZ_ERR_NOMEM, "dropout: out of memory");
@@ -156,10 +176,6 @@ static void dropout_forward(cz_graph *g, cz_node *node)
     const float *x = node->in[0]->data;
     float *y = node->out->data;
     int64_t n = cz_numel(node->out);
-    if (!s->active) {
-        memcpy(y, x, (size_t)n * sizeof *y);
-        return;
-    }
     /* Drawn serially, element by element: the mask depends on the seed
      * alone, never on the thread count. */
     uint8_t *mask = s->mask;
@@ -181,12 +197,6 @@ static void dropout_backward(cz_graph *g, cz_node *node)
     const float *dy = node->out->grad;
     float *dx = x->grad;
     int64_t n = cz_numel(node->out);
-    if (!s->active) {
-#pragma omp parallel for schedule(static)
-        for (int64_t i = 0; i < n; i++)
-            dx[i] += dy[i];
-        return;
-    }
     const uint8_t *mask = s->mask;
     float scale = s->scale;
 #pragma omp parallel for schedule(static)
@@ -195,7 +205,7 @@ static void dropout_backward(cz_graph *g, cz_node *node)
 }
 
 static const cz_op dropout_op = {"dropout", dropout_plan, dropout_forward, dropout_backward,
-                                 dropout_destroy};
+                                 dropout_destroy, CZ_OP_PLAIN};
 
 cz_tensor *cz_dropout(cz_graph *g, cz_tensor *x, float p)
 {
@@ -204,12 +214,13 @@ cz_tensor *cz_dropout(cz_graph *g, cz_tensor *x, float p)
     if (!(p >= 0.0f && p < 1.0f))
         return cz_graph_error(g, CZ_ERR_INVALID, "dropout: probability %g is outside [0, 1)",
                               (double)p);
+    /* As PyTorch, inference and p = 0 are the identity: no node at all. */
+    if (!cz_graph_training(g) || p == 0.0f)
+        return x;
     dropout_state *s = calloc(1, sizeof *s);
     if (!s)
         return cz_graph_error(g, CZ_ERR_NOMEM, "dropout: out of memory");
     s->p = p;
     s->scale = (float)(1.0 / (1.0 - (double)p));
-    /* As PyTorch, p = 0 is the identity and draws nothing. */
-    s->active = cz_graph_training(g) && p > 0.0f;
     return cz_graph_node(g, &dropout_op, &x, 1, x->n, x->c, x->h, x->w, s);
 }

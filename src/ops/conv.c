@@ -1,16 +1,19 @@
 /* conv2d and conv_transpose2d on oneDNN, and their fused forms.
  *
- * Our tensors are plain NCHW fp32; the primitives pick their own layouts
+ * For plain tensors (NCHW fp32) the primitives pick their own layouts
  * ("any") and, in bf16 graphs, bf16 sources, weights and output gradients with
  * fp32 outputs. Mirrors convert between the two; where a backward primitive
  * wants the same layout as one already converted in this step, it shares it.
  * Gradients are accumulated into the user buffers by the mirrors' reorders.
+ * A channels-last tensor (cz_layout) is given to the primitive as it is:
+ * no conversion.
  *
  * A fused convolution (inference) folds a batch norm in without a copy of
  * the weights: the reorder that converts them into the primitive's layout
  * also multiplies each output channel by its factor, so it runs, as any
  * inference weight reorder, only when the parameters have changed; the
- * factors and the folded bias are computed just before it. */
+ * factors and the folded bias are computed just before it. A residual is
+ * a binary post-op reading the tensor in the output's layout. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,17 +31,15 @@ typedef struct {
     cz_act act;
     float slope;           /* leaky_relu's negative slope */
     float *scale, *bias;   /* [OC]: the fold's factors and bias */
+    /* Where the node's bias and residual are among its inputs, or -1. */
+    int bias_at, residual_at;
 } conv_state;
 
-/* A fused node with a batch norm reads x, w, these, and last its bias if
- * it has one. */
-enum { FOLD_GAMMA = 2, FOLD_BETA, FOLD_MEAN, FOLD_VAR, FOLD_CONV_BIAS };
+/* A fused node with a batch norm reads x, w, these, then its bias if it has
+ * one, then its residual if it has one. */
+enum { FOLD_GAMMA = 2, FOLD_BETA, FOLD_MEAN, FOLD_VAR, FOLD_END };
 
-static cz_tensor *conv_bias(const cz_node *node, const conv_state *s)
-{
-    int at = s->fold ? FOLD_CONV_BIAS : 2;
-    return node->n_in > at ? node->in[at] : NULL;
-}
+static cz_tensor *input_at(const cz_node *node, int at) { return at < 0 ? NULL : node->in[at]; }
 
 static void conv_destroy(void *state)
 {
@@ -57,7 +58,10 @@ typedef struct {
     dnnl_dims_t strides, dilates, pad_l, pad_r;
 } conv_descs;
 
-static conv_descs make_descs(cz_graph *g, const cz_node *node, const conv_state *s)
+/* With as_stored, channels-last tensors are described as they are stored;
+ * otherwise every layout is left to oneDNN, except an output that a
+ * residual post-op is added into. */
+static conv_descs make_descs(cz_graph *g, const cz_node *node, const conv_state *s, bool as_stored)
 {
     const cz_tensor *x = node->in[0], *w = node->in[1], *y = node->out;
     bool bf16 = cz_graph_precision(g) == CZ_BF16;
@@ -68,10 +72,15 @@ static conv_descs make_descs(cz_graph *g, const cz_node *node, const conv_state 
     int64_t w_dims[4] = {s->transposed ? w->c : w->n, s->transposed ? w->n : w->c, w->h, w->w};
     int64_t b_dims[1] = {y->c};
     conv_descs d;
-    d.src = cz_dnnl_md(4, x_dims, low, dnnl_format_tag_any);
+    /* A residual post-op's descriptor is the output's: it must be fixed. */
+    d.src = as_stored && x->layout != CZ_LAYOUT_NCHW_F32
+                ? cz_dnnl_tensor_md(x)
+                : cz_dnnl_md(4, x_dims, low, dnnl_format_tag_any);
     d.weights = cz_dnnl_md(4, w_dims, low, dnnl_format_tag_any);
     d.bias = cz_dnnl_md(1, b_dims, dnnl_f32, dnnl_x);
-    d.dst = cz_dnnl_md(4, y_dims, dnnl_f32, dnnl_format_tag_any);
+    d.dst = (as_stored && y->layout != CZ_LAYOUT_NCHW_F32) || s->residual_at >= 0
+                ? cz_dnnl_tensor_md(y)
+                : cz_dnnl_md(4, y_dims, dnnl_f32, dnnl_format_tag_any);
     d.diff_src = cz_dnnl_md(4, x_dims, dnnl_f32, dnnl_format_tag_any);
     d.diff_weights = cz_dnnl_md(4, w_dims, dnnl_f32, dnnl_format_tag_any);
     d.diff_bias = d.bias;
@@ -92,17 +101,21 @@ static conv_descs make_descs(cz_graph *g, const cz_node *node, const conv_state 
     return d;
 }
 
-/* The activation as an eltwise post-op; *attr stays NULL without one. */
-static cz_status fused_attr(const conv_state *s, dnnl_primitive_attr_t *attr)
+/* The residual as a binary post-op, then the activation as an eltwise one;
+ * *attr stays NULL without either. */
+static cz_status fused_attr(const conv_state *s, const conv_descs *d, dnnl_primitive_attr_t *attr)
 {
     *attr = NULL;
-    if (s->act == CZ_ACT_NONE)
+    if (s->act == CZ_ACT_NONE && s->residual_at < 0)
         return CZ_OK;
     /* oneDNN's relu with alpha is x > 0 ? x : alpha * x, leaky_relu too. */
     float alpha = s->act == CZ_ACT_LEAKY_RELU ? s->slope : 0.0f;
     dnnl_post_ops_t ops = NULL;
     cz_status st = cz_dnnl_check(dnnl_post_ops_create(&ops), "convolution post-ops");
-    if (st == CZ_OK)
+    if (st == CZ_OK && s->residual_at >= 0)
+        st = cz_dnnl_check(dnnl_post_ops_append_binary(ops, dnnl_binary_add, &d->dst),
+                           "convolution residual");
+    if (st == CZ_OK && s->act != CZ_ACT_NONE)
         st = cz_dnnl_check(dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_relu, alpha, 0.0f),
                            "convolution activation");
     if (st == CZ_OK)
@@ -117,43 +130,79 @@ static cz_status fused_attr(const conv_state *s, dnnl_primitive_attr_t *attr)
     return st;
 }
 
+/* The forward primitive's descriptor (not the primitive) for descriptors d. */
+static cz_status forward_pd(cz_graph *g, const cz_node *node, const conv_state *s,
+                            const conv_descs *d, dnnl_primitive_desc_t *pd)
+{
+    bool has_bias = s->bias_at >= 0 || s->fold; /* a folded batch norm always brings one */
+    dnnl_alg_kind_t alg = s->transposed ? dnnl_deconvolution_direct : dnnl_convolution_direct;
+    dnnl_prop_kind_t prop = cz_graph_training(g) ? dnnl_forward_training : dnnl_forward_inference;
+    union {
+        dnnl_convolution_desc_t conv;
+        dnnl_deconvolution_desc_t deconv;
+    } desc;
+    dnnl_status_t ds =
+        s->transposed
+            ? dnnl_dilated_deconvolution_forward_desc_init(&desc.deconv, prop, alg, &d->src, &d->weights,
+                                                           has_bias ? &d->bias : NULL, &d->dst, d->strides,
+                                                           d->dilates, d->pad_l, d->pad_r)
+            : dnnl_dilated_convolution_forward_desc_init(&desc.conv, prop, alg, &d->src, &d->weights,
+                                                         has_bias ? &d->bias : NULL, &d->dst, d->strides,
+                                                         d->dilates, d->pad_l, d->pad_r);
+    dnnl_primitive_attr_t attr = NULL;
+    cz_status st = cz_dnnl_check(ds, "convolution descriptor");
+    if (st == CZ_OK)
+        st = fused_attr(s, d, &attr);
+    if (st == CZ_OK)
+        st = cz_dnnl_create(pd, NULL, &desc, attr, NULL, "convolution forward");
+    dnnl_primitive_attr_destroy(attr);
+    return st;
+}
+
+static bool is_reference(const_dnnl_primitive_desc_t pd)
+{
+    const char *impl = NULL;
+    return dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success &&
+           impl && strncmp(impl, "ref", 3) == 0;
+}
+
 static cz_status conv_plan(cz_graph *g, cz_node *node)
 {
     conv_state *s = node->state;
-    cz_tensor *x = node->in[0], *w = node->in[1], *b = conv_bias(node, s);
+    cz_tensor *x = node->in[0], *w = node->in[1], *b = input_at(node, s->bias_at);
     cz_tensor *y = node->out;
-    bool has_bias = b || s->fold; /* a folded batch norm always brings one */
-    conv_descs d = make_descs(g, node, s);
     int64_t w_dims[4] = {s->transposed ? w->c : w->n, s->transposed ? w->n : w->c, w->h, w->w};
+    conv_descs d = make_descs(g, node, s, true);
     /* PyTorch stores transposed-conv weights [IC, OC, KH, KW]: iohw. */
     cz_weighted_layouts ours = {.x = cz_dnnl_tensor_md(x), .y = cz_dnnl_tensor_md(y), .b = d.bias,
                                 .w = cz_dnnl_md(4, w_dims, dnnl_f32, s->transposed ? dnnl_iohw : dnnl_oihw)};
     cz_weighted *p = &s->p;
     bool training = cz_graph_training(g);
     dnnl_alg_kind_t alg = s->transposed ? dnnl_deconvolution_direct : dnnl_convolution_direct;
-    cz_status st;
-
+    cz_status st = forward_pd(g, node, s, &d, &p->fwd_pd);
+    /* oneDNN 2.6 has no fast kernel for a few shapes on channels-last data
+     * (an fp32 transposed convolution to 2 channels runs its reference
+     * one, 6 ms in unet): there, converting costs less. */
+    if (st == CZ_OK && is_reference(p->fwd_pd)) {
+        conv_descs chosen = make_descs(g, node, s, false);
+        dnnl_primitive_desc_t other = NULL;
+        if (forward_pd(g, node, s, &chosen, &other) == CZ_OK && !is_reference(other)) {
+            dnnl_primitive_desc_destroy(p->fwd_pd);
+            p->fwd_pd = other;
+            d = chosen;
+        } else {
+            dnnl_primitive_desc_destroy(other);
+        }
+    }
+    if (st == CZ_OK)
+        st = cz_dnnl_check(dnnl_primitive_create(&p->fwd, p->fwd_pd), "convolution forward");
+    if (st != CZ_OK)
+        return st;
     union {
         dnnl_convolution_desc_t conv;
         dnnl_deconvolution_desc_t deconv;
     } desc;
-    dnnl_prop_kind_t prop = training ? dnnl_forward_training : dnnl_forward_inference;
-    dnnl_status_t ds =
-        s->transposed
-            ? dnnl_dilated_deconvolution_forward_desc_init(&desc.deconv, prop, alg, &d.src, &d.weights,
-                                                           has_bias ? &d.bias : NULL, &d.dst, d.strides,
-                                                           d.dilates, d.pad_l, d.pad_r)
-            : dnnl_dilated_convolution_forward_desc_init(&desc.conv, prop, alg, &d.src, &d.weights,
-                                                         has_bias ? &d.bias : NULL, &d.dst, d.strides,
-                                                         d.dilates, d.pad_l, d.pad_r);
-    dnnl_primitive_attr_t attr = NULL;
-    if ((st = cz_dnnl_check(ds, "convolution descriptor")) != CZ_OK ||
-        (st = fused_attr(s, &attr)) != CZ_OK)
-        return st;
-    st = cz_dnnl_create(&p->fwd_pd, &p->fwd, &desc, attr, NULL, "convolution forward");
-    dnnl_primitive_attr_destroy(attr);
-    if (st != CZ_OK)
-        return st;
+    dnnl_status_t ds;
     if (training && x->may_need_grad) {
         ds = s->transposed
                  ? dnnl_dilated_deconvolution_backward_data_desc_init(&desc.deconv, alg, &d.diff_src, &d.weights,
@@ -180,6 +229,8 @@ static cz_status conv_plan(cz_graph *g, cz_node *node)
         p->fold_scale = s->scale;
         p->fold_bias = s->bias;
     }
+    p->b = s->fold ? NULL : b;
+    p->residual = input_at(node, s->residual_at);
     return cz_weighted_bind(g, p, node, &ours);
 }
 
@@ -188,7 +239,7 @@ static void fold_batch_norm(const cz_node *node, conv_state *s)
 {
     const float *gamma = node->in[FOLD_GAMMA]->data, *beta = node->in[FOLD_BETA]->data;
     const float *mean = node->in[FOLD_MEAN]->data, *var = node->in[FOLD_VAR]->data;
-    const cz_tensor *b = conv_bias(node, s);
+    const cz_tensor *b = input_at(node, s->bias_at);
     for (int64_t oc = 0; oc < node->out->c; oc++) {
         double k = gamma[oc] / sqrt((double)var[oc] + s->eps);
         double bias = b ? b->data[oc] : 0.0;
@@ -210,15 +261,19 @@ static void conv_backward(cz_graph *g, cz_node *node)
     cz_weighted_backward(g, node, &((conv_state *)node->state)->p);
 }
 
-static const cz_op conv_op = {"conv2d", conv_plan, conv_forward, conv_backward, conv_destroy};
+static const cz_op conv_op = {"conv2d", conv_plan, conv_forward, conv_backward, conv_destroy,
+                              CZ_OP_ANY_LAYOUT};
 static const cz_op deconv_op = {"conv_transpose2d", conv_plan, conv_forward, conv_backward,
-                                conv_destroy};
-static const cz_op fused_conv_op = {"conv2d_fused", conv_plan, conv_forward, NULL, conv_destroy};
+                                conv_destroy, CZ_OP_ANY_LAYOUT};
+static const cz_op fused_conv_op = {"conv2d_fused", conv_plan, conv_forward, NULL, conv_destroy,
+                                    CZ_OP_ANY_LAYOUT};
 static const cz_op fused_deconv_op = {"conv_transpose2d_fused", conv_plan, conv_forward, NULL,
-                                      conv_destroy};
+                                      conv_destroy, CZ_OP_ANY_LAYOUT};
 
-/* Checks a fusion for oc output channels; false after recording an error. */
-static bool fusion_ok(cz_graph *g, const char *name, const cz_conv_fusion *f, int64_t oc)
+/* Checks a fusion for an output [n, oc, oh, ow]; false after recording an
+ * error. */
+static bool fusion_ok(cz_graph *g, const char *name, const cz_conv_fusion *f, int64_t n,
+                      int64_t oc, int64_t oh, int64_t ow)
 {
     if (cz_graph_training(g)) {
         cz_graph_error(g, CZ_ERR_INVALID, "%s: inference graphs only", name);
@@ -239,6 +294,14 @@ static bool fusion_ok(cz_graph *g, const char *name, const cz_conv_fusion *f, in
                            name, (long long)cz_numel(per_channel[i]), (long long)oc);
             return false;
         }
+    const cz_tensor *r = f->residual;
+    if (r && (r->n != n || r->c != oc || r->h != oh || r->w != ow)) {
+        cz_graph_error(g, CZ_ERR_INVALID, "%s: residual [%lld, %lld, %lld, %lld], output [%lld, "
+                       "%lld, %lld, %lld]", name, (long long)r->n, (long long)r->c,
+                       (long long)r->h, (long long)r->w, (long long)n, (long long)oc,
+                       (long long)oh, (long long)ow);
+        return false;
+    }
     if (given && (!(f->eps > 0.0f) || !isfinite(f->eps))) {
         cz_graph_error(g, CZ_ERR_INVALID, "%s: bad eps %g", name, (double)f->eps);
         return false;
@@ -284,7 +347,7 @@ static cz_tensor *build(cz_graph *g, bool transposed, cz_tensor *x, cz_tensor *w
     if (oh < 1 || ow < 1)
         return cz_graph_error(g, CZ_ERR_INVALID, "%s: input %lldx%lld too small for the kernel",
                               name, (long long)x->h, (long long)x->w);
-    if (fusion && !fusion_ok(g, name, fusion, oc))
+    if (fusion && !fusion_ok(g, name, fusion, x->n, oc, oh, ow))
         return NULL;
     conv_state *s = calloc(1, sizeof *s);
     if (!s)
@@ -294,8 +357,8 @@ static cz_tensor *build(cz_graph *g, bool transposed, cz_tensor *x, cz_tensor *w
     s->padding = padding;
     s->output_padding = output_padding;
     s->dilation = dilation;
-    cz_tensor *in[7] = {x, w, b};
-    int n_in = b ? 3 : 2;
+    cz_tensor *in[CZ_MAX_INPUTS] = {x, w};
+    int n_in = 2;
     if (fusion) {
         s->act = fusion->act;
         s->slope = fusion->slope;
@@ -313,9 +376,14 @@ static cz_tensor *build(cz_graph *g, bool transposed, cz_tensor *x, cz_tensor *w
         in[FOLD_BETA] = fusion->bn_bias;
         in[FOLD_MEAN] = fusion->running_mean;
         in[FOLD_VAR] = fusion->running_var;
-        in[FOLD_CONV_BIAS] = b;
-        n_in = b ? FOLD_CONV_BIAS + 1 : FOLD_CONV_BIAS;
+        n_in = FOLD_END;
     }
+    s->bias_at = b ? n_in : -1;
+    if (b)
+        in[n_in++] = b;
+    s->residual_at = fusion && fusion->residual ? n_in : -1;
+    if (s->residual_at >= 0)
+        in[n_in++] = fusion->residual;
     const cz_op *op = fusion ? transposed ? &fused_deconv_op : &fused_conv_op
                              : transposed ? &deconv_op : &conv_op;
     return cz_graph_node(g, op, in, n_in, x->n, oc, oh, ow, s);

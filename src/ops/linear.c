@@ -63,6 +63,7 @@ static cz_status linear_plan(cz_graph *g, cz_node *node)
                              "inner product backward-weights descriptor")) != CZ_OK ||
          (st = cz_dnnl_create(&p->bwd_weights_pd, &p->bwd_weights, &desc, NULL, p->fwd_pd, "inner product backward weights")) != CZ_OK))
         return st;
+    p->b = b;
     return cz_weighted_bind(g, p, node, &ours);
 }
 
@@ -70,7 +71,7 @@ static void linear_forward(cz_graph *g, cz_node *node) { cz_weighted_forward(g, 
 static void linear_backward(cz_graph *g, cz_node *node) { cz_weighted_backward(g, node, node->state); }
 
 static const cz_op linear_op = {"linear", linear_plan, linear_forward, linear_backward,
-                                linear_destroy};
+                                linear_destroy, CZ_OP_PLAIN};
 
 cz_tensor *cz_linear(cz_graph *g, cz_tensor *x, cz_tensor *w, cz_tensor *b)
 {

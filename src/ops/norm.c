@@ -172,7 +172,8 @@ static void bn_backward(cz_graph *g, cz_node *node)
         cz_mirror_sync(g, &s->diff_shift);
 }
 
-static const cz_op bn_op = {"batch_norm2d", bn_plan, bn_forward, bn_backward, bn_destroy};
+static const cz_op bn_op = {"batch_norm2d", bn_plan, bn_forward, bn_backward, bn_destroy,
+                           CZ_OP_PLAIN};
 
 cz_tensor *cz_batch_norm2d(cz_graph *g, cz_tensor *x, cz_tensor *weight, cz_tensor *bias,
                            cz_tensor *running_mean, cz_tensor *running_var,

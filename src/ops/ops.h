@@ -31,23 +31,26 @@ typedef enum { CZ_ACT_NONE, CZ_ACT_RELU, CZ_ACT_LEAKY_RELU } cz_act;
 
 /* What a fused convolution does after the convolution: batch_norm2d with
  * running statistics (bn_weight, bn_bias, running_mean, running_var [OC],
- * all four or none; eps as cz_batch_norm2d's), then an activation (slope:
- * leaky_relu's negative slope). */
+ * all four or none; eps as cz_batch_norm2d's), then adds residual (a
+ * tensor of the output's shape, or NULL: a ResNet block's shortcut), then
+ * an activation (slope: leaky_relu's negative slope). */
 typedef struct {
     cz_tensor *bn_weight, *bn_bias, *running_mean, *running_var;
     float eps;
+    cz_tensor *residual;
     cz_act act;
     float slope;
 } cz_conv_fusion;
 
-/* act(batch_norm2d(conv2d(x, w, b))) as one oneDNN convolution. The batch
- * norm is folded into the weights and bias the convolution runs with,
+/* act(batch_norm2d(conv2d(x, w, b)) + residual) as one oneDNN convolution.
+ * The batch norm is folded into the weights and bias the convolution runs
+ * with,
  *     w'[oc] = w[oc] * s[oc],  b'[oc] = beta[oc] + (b[oc] - mean[oc]) * s[oc],
  *     s[oc] = gamma[oc] / sqrt(var[oc] + eps)   (b = 0 without a bias),
- * computed in fp32 whenever the parameters change (cz_graph_params_changed),
- * and the activation is the convolution's post-op. The parameters stay the
- * graph's own tensors. Inference graphs only (no backward); arguments as
- * cz_conv2d's. */
+ * computed in fp32 whenever the parameters change (cz_graph_params_changed);
+ * the residual and the activation are the convolution's post-ops. The
+ * parameters stay the graph's own tensors. Inference graphs only (no
+ * backward); arguments as cz_conv2d's. */
 cz_tensor *cz_conv2d_fused(cz_graph *g, cz_tensor *x, cz_tensor *w, cz_tensor *b, int stride,
                            int padding, int dilation, const cz_conv_fusion *fusion);
 /* The same after conv_transpose2d (w [IC, OC, KH, KW]). */
@@ -108,8 +111,8 @@ cz_tensor *cz_cat(cz_graph *g, cz_tensor *const *xs, int n);
 /* a + b, same shapes. */
 cz_tensor *cz_add(cz_graph *g, cz_tensor *a, cz_tensor *b);
 /* Inverted dropout: in training zeroes each element with probability p and
- * scales the rest by 1/(1-p), masks drawn from the graph's generator; the
- * identity in inference graphs. */
+ * scales the rest by 1/(1-p), masks drawn from the graph's generator. In
+ * inference graphs, and with p = 0, the identity: x itself is returned. */
 cz_tensor *cz_dropout(cz_graph *g, cz_tensor *x, float p);
 
 /* --- loss.c: scalar losses ([1, 1, 1, 1]), mean over all elements --- */

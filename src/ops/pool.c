@@ -1,6 +1,6 @@
 /* max_pool2d on oneDNN, and a global average pool in plain C.
  *
- * Max pooling works on our plain NCHW tensors directly. oneDNN's max pooling
+ * Max pooling works on our tensors directly, in their layout. oneDNN's max pooling
  * ignores padded cells, which is PyTorch's -inf padding; with padding at most
  * half the kernel every window holds a real cell, so no output is empty. In a
  * training graph whose input wants a gradient, forward records the winners in
@@ -98,8 +98,9 @@ static void max_pool_backward(cz_graph *g, cz_node *node)
     cz_mirror_sync(g, &s->diff_src);
 }
 
+/* One layout for both: the primitive runs on them as they are. */
 static const cz_op max_pool_op = {"max_pool2d", max_pool_plan, max_pool_forward,
-                                  max_pool_backward, max_pool_destroy};
+                                  max_pool_backward, max_pool_destroy, CZ_OP_ONE_LAYOUT};
 
 cz_tensor *cz_max_pool2d(cz_graph *g, cz_tensor *x, int kernel, int stride, int padding)
 {
@@ -160,7 +161,7 @@ static void global_avg_pool_backward(cz_graph *g, cz_node *node)
 }
 
 static const cz_op global_avg_pool_op = {"global_avg_pool", NULL, global_avg_pool_forward,
-                                         global_avg_pool_backward, NULL};
+                                         global_avg_pool_backward, NULL, CZ_OP_PLAIN};
 
 cz_tensor *cz_global_avg_pool(cz_graph *g, cz_tensor *x)
 {

@@ -14,6 +14,7 @@
  * which also fixes the order of the sums whatever the thread count. */
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/error.h"
 #include "ops/ops.h"
@@ -71,6 +72,24 @@ static cz_status upsample_plan(cz_graph *g, cz_node *node)
     return CZ_OK;
 }
 
+/* Nearest, channels last: each output pixel is a copy of its source
+ * pixel's channels. */
+static void nearest_forward_channels_last(const cz_tensor *xt, const cz_tensor *yt, int64_t scale)
+{
+    size_t pixel = (size_t)xt->c * (yt->layout == CZ_LAYOUT_NHWC_BF16 ? sizeof(uint16_t) : sizeof(float));
+    int64_t W = xt->w, OH = yt->h, OW = yt->w;
+    const char *x = (const char *)xt->data;
+    char *y = (char *)yt->data;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t b = 0; b < yt->n; b++)
+        for (int64_t oy = 0; oy < OH; oy++) {
+            const char *xr = x + (size_t)((b * xt->h + oy / scale) * W) * pixel;
+            char *yr = y + (size_t)((b * OH + oy) * OW) * pixel;
+            for (int64_t ox = 0; ox < OW; ox++)
+                memcpy(yr + (size_t)ox * pixel, xr + (size_t)(ox / scale) * pixel, pixel);
+        }
+}
+
 static void upsample_forward(cz_graph *g, cz_node *node)
 {
     const upsample_state *s = node->state;
@@ -79,6 +98,10 @@ static void upsample_forward(cz_graph *g, cz_node *node)
     int64_t scale = s->scale;
     const float *x = xt->data;
     float *y = yt->data;
+    if (yt->layout != CZ_LAYOUT_NCHW_F32) {
+        nearest_forward_channels_last(xt, yt, scale); /* only nearest is given one */
+        return;
+    }
     if (s->mode == CZ_UPSAMPLE_NEAREST) {
 #pragma omp parallel for collapse(2) schedule(static)
         for (int64_t p = 0; p < planes; p++)
@@ -156,7 +179,9 @@ static void upsample_backward(cz_graph *g, cz_node *node)
 }
 
 static const cz_op upsample_op = {"upsample", upsample_plan, upsample_forward,
-                                  upsample_backward, upsample_destroy};
+                                  upsample_backward, upsample_destroy, CZ_OP_PLAIN};
+static const cz_op nearest_op = {"upsample", upsample_plan, upsample_forward, upsample_backward,
+                                 upsample_destroy, CZ_OP_ONE_LAYOUT};
 
 cz_tensor *cz_upsample(cz_graph *g, cz_tensor *x, int scale, cz_upsample_mode mode)
 {
@@ -175,5 +200,6 @@ cz_tensor *cz_upsample(cz_graph *g, cz_tensor *x, int scale, cz_upsample_mode mo
         return cz_graph_error(g, CZ_ERR_NOMEM, "upsample: out of memory");
     s->scale = scale;
     s->mode = mode;
-    return cz_graph_node(g, &upsample_op, &x, 1, x->n, x->c, x->h * scale, x->w * scale, s);
+    const cz_op *op = mode == CZ_UPSAMPLE_NEAREST ? &nearest_op : &upsample_op;
+    return cz_graph_node(g, op, &x, 1, x->n, x->c, x->h * scale, x->w * scale, s);
 }

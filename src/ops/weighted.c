@@ -1,14 +1,8 @@
 #include "ops/weighted.h"
 
-/* The node's own bias tensor, if it has one and no batch norm is folded in. */
-static const cz_tensor *bias_of(const cz_node *node, const cz_weighted *p)
-{
-    return !p->fold_scale && node->n_in > 2 ? node->in[2] : NULL;
-}
-
 cz_status cz_weighted_bind(cz_graph *g, cz_weighted *p, const cz_node *node, const cz_weighted_layouts *ours)
 {
-    const cz_tensor *x = node->in[0], *w = node->in[1], *b = bias_of(node, p);
+    const cz_tensor *x = node->in[0], *w = node->in[1], *b = p->b;
     const cz_tensor *y = node->out;
     const dnnl_memory_desc_t *w_md = cz_dnnl_arg_md(p->fwd_pd, DNNL_ARG_WEIGHTS);
     float *bias = p->fold_bias ? p->fold_bias : b ? b->data : NULL;
@@ -25,6 +19,12 @@ cz_status cz_weighted_bind(cz_graph *g, cz_weighted *p, const cz_node *node, con
         return st;
     if (bias && (st = cz_mirror_init(&p->bias, &ours->b, bias, cz_dnnl_arg_md(p->fwd_pd, DNNL_ARG_BIAS), CZ_MIRROR_IN)) != CZ_OK)
         return st;
+    if (p->residual) {
+        dnnl_memory_desc_t residual_md = cz_dnnl_tensor_md(p->residual);
+        const dnnl_memory_desc_t *post_md = cz_dnnl_arg_md(p->fwd_pd, DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1);
+        if ((st = cz_mirror_init_transient(&p->post_src, g, &residual_md, p->residual->data, post_md, CZ_MIRROR_IN)) != CZ_OK)
+            return st;
+    }
     /* Where a backward primitive wants what another already converted in
      * this step, the mirrors share it. */
     if (p->bwd_data_pd &&
@@ -63,17 +63,23 @@ void cz_weighted_forward(cz_graph *g, cz_weighted *p)
         p->weights_version = cz_graph_params_version(g);
         p->weights_fresh = true;
     }
-    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, p->src.prim},
+    dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, p->src.prim},
                                {DNNL_ARG_WEIGHTS, p->weights.prim},
-                               {DNNL_ARG_DST, p->dst.prim},
-                               {DNNL_ARG_BIAS, p->bias.prim}};
-    cz_dnnl_run(g, p->fwd, has_bias ? 4 : 3, args);
+                               {DNNL_ARG_DST, p->dst.prim}};
+    int n_args = 3;
+    if (has_bias)
+        args[n_args++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, p->bias.prim};
+    if (p->residual) {
+        cz_mirror_sync(g, &p->post_src);
+        args[n_args++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, p->post_src.prim};
+    }
+    cz_dnnl_run(g, p->fwd, n_args, args);
     cz_mirror_sync(g, &p->dst);
 }
 
 void cz_weighted_backward(cz_graph *g, const cz_node *node, cz_weighted *p)
 {
-    const cz_tensor *x = node->in[0], *w = node->in[1], *b = bias_of(node, p);
+    const cz_tensor *x = node->in[0], *w = node->in[1], *b = p->b;
     bool weights_need = w->needs_grad || (b && b->needs_grad);
     if (x->needs_grad || weights_need)
         cz_mirror_sync(g, p->bwd_data ? &p->bd_diff_dst : &p->bw_diff_dst);
@@ -104,7 +110,7 @@ void cz_weighted_backward(cz_graph *g, const cz_node *node, cz_weighted *p)
 void cz_weighted_release(cz_weighted *p)
 {
     cz_mirror *mirrors[] = {&p->src,         &p->weights,     &p->bias,
-                            &p->dst,         &p->bd_diff_dst, &p->bd_weights,
+                            &p->dst,         &p->post_src,    &p->bd_diff_dst, &p->bd_weights,
                             &p->bd_diff_src, &p->bw_src,      &p->bw_diff_dst,
                             &p->bw_diff_weights, &p->bw_diff_bias};
     for (size_t i = 0; i < sizeof mirrors / sizeof *mirrors; i++)

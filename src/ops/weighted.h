@@ -18,8 +18,12 @@ typedef struct {
      * node's inputs after w are then the op's, none of them read here. NULL
      * otherwise. The op fills both whenever cz_weighted_weights_stale. */
     float *fold_scale, *fold_bias;
+    /* Set by the op: its own bias tensor (NULL without one, and where a
+     * batch norm is folded in), and a tensor the forward's first post-op
+     * adds (cz_conv_fusion.residual), else NULL. */
+    const cz_tensor *b, *residual;
     /* forward */
-    cz_mirror src, weights, bias, dst;
+    cz_mirror src, weights, bias, dst, post_src;
     uint64_t weights_version; /* inference graphs reorder weights only when changed */
     bool weights_fresh;
     /* backward data */
@@ -33,8 +37,7 @@ typedef struct {
     dnnl_memory_desc_t x, w, b, y;
 } cz_weighted_layouts;
 
-/* Binds mirrors for the primitives the op created; node->in is {x, w[, b]}
- * (with a folded batch norm, {x, w, ...} and the bias is fold_bias). */
+/* Binds mirrors for the primitives the op created; node->in starts {x, w}. */
 cz_status cz_weighted_bind(cz_graph *g, cz_weighted *p, const cz_node *node, const cz_weighted_layouts *ours);
 /* Whether the next cz_weighted_forward converts the weights again: always
  * in training graphs, in inference graphs when the parameters changed
