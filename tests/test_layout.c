@@ -9,6 +9,9 @@
  *   - a plain-only reader (leaky_relu) of one tensor makes it plain, and
  *     that spreads through the ops that need one layout for all their
  *     tensors (max pooling, upsampling, concatenation, relu);
+ *   - a convolution adding a residual it reads for the last time writes
+ *     over it (cz_graph_may_overwrite); one whose residual is read later,
+ *     or is its own input, does not;
  *   - the outputs agree with the unfused graph's (all plain): fp32 within
  *     rounding, bf16 within a few bf16 roundings. */
 #include <string.h>
@@ -24,7 +27,7 @@
 typedef struct {
     cz_graph *g;
     cz_tensor *x, *y;
-    cz_tensor *a, *p, *b, *u, *c, *r; /* the activations, in order */
+    cz_tensor *a, *p, *b0, *b1, *b, *u, *c, *r; /* the activations, in order */
 } net;
 
 static cz_tensor *param(cz_graph *g, const char *name, int64_t n, int64_t c, int64_t k)
@@ -64,7 +67,9 @@ static bool net_build(net *nt, cz_precision precision, bool fused, bool plain_re
     nt->x = cz_graph_input(g, "x", 2, 3, 14, 10, false);
     nt->a = conv_bn(g, "a", nt->x, NULL, CZ_ACT_RELU, fused);
     nt->p = cz_max_pool2d(g, nt->a, 3, 2, 1);
-    nt->b = conv_bn(g, "b", nt->p, nt->p, CZ_ACT_RELU, fused);
+    nt->b0 = conv_bn(g, "b0", nt->p, nt->p, CZ_ACT_RELU, fused);
+    nt->b1 = conv_bn(g, "b1", nt->b0, nt->b0, CZ_ACT_RELU, fused);
+    nt->b = conv_bn(g, "b", nt->b1, nt->p, CZ_ACT_RELU, fused);
     nt->u = cz_upsample(g, nt->b, 2, CZ_UPSAMPLE_NEAREST);
     cz_tensor *both[2] = {nt->u, nt->a};
     nt->c = cz_cat(g, both, 2);
@@ -99,12 +104,15 @@ static const char *layout_name(cz_layout l)
     return l == CZ_LAYOUT_NHWC_BF16 ? "nhwc bf16" : l == CZ_LAYOUT_NHWC_F32 ? "nhwc fp32" : "nchw";
 }
 
-static void check_layouts(const char *what, const net *nt, cz_layout inside)
+/* inside: what a, p, b, u, c and r should be; b0 and b1, which only
+ * convolutions write and read, are channels-last wherever anything is
+ * (fast). */
+static void check_layouts(const char *what, const net *nt, cz_layout inside, cz_layout fast)
 {
-    const cz_tensor *t[8] = {nt->x, nt->a, nt->p, nt->b, nt->u, nt->c, nt->r, nt->y};
-    const char *names[8] = {"x", "a", "p", "b", "u", "c", "r", "y"};
-    for (int i = 0; i < 8; i++) {
-        cz_layout want = i == 0 || i == 7 ? CZ_LAYOUT_NCHW_F32 : inside;
+    const cz_tensor *t[10] = {nt->x, nt->a, nt->p, nt->b0, nt->b1, nt->b, nt->u, nt->c, nt->r, nt->y};
+    const char *names[10] = {"x", "a", "p", "b0", "b1", "b", "u", "c", "r", "y"};
+    for (int i = 0; i < 10; i++) {
+        cz_layout want = i == 0 || i == 9 ? CZ_LAYOUT_NCHW_F32 : i == 3 || i == 4 ? fast : inside;
         CHECK(t[i]->layout == want, "%s: %s is %s, expected %s", what, names[i],
               layout_name(t[i]->layout), layout_name(want));
     }
@@ -120,8 +128,14 @@ static void run(cz_precision precision, bool plain_reader)
     ok &= net_build(&ref, CZ_FP32, false, plain_reader);
     if (ok) {
         cz_layout fast = precision == CZ_BF16 ? CZ_LAYOUT_NHWC_BF16 : CZ_LAYOUT_NHWC_F32;
-        check_layouts(what, &fused, plain_reader ? CZ_LAYOUT_NCHW_F32 : fast);
-        check_layouts(what, &ref, CZ_LAYOUT_NCHW_F32);
+        check_layouts(what, &fused, plain_reader ? CZ_LAYOUT_NCHW_F32 : fast, fast);
+        check_layouts(what, &ref, CZ_LAYOUT_NCHW_F32, CZ_LAYOUT_NCHW_F32);
+        CHECK(fused.b0->data != fused.p->data, "%s: b0 overwrote p, which is read later", what);
+        CHECK(fused.b1->data != fused.b0->data, "%s: b1 overwrote its own input", what);
+        CHECK((fused.b->data == fused.p->data) == !plain_reader,
+              "%s: b %s p, which %s read later", what,
+              fused.b->data == fused.p->data ? "overwrote" : "did not overwrite",
+              plain_reader ? "is" : "is not");
         CHECK(cz_graph_forward(fused.g) == CZ_OK, "%s: forward: %s", what, cz_last_error());
         CHECK(cz_graph_forward(ref.g) == CZ_OK, "%s: forward: %s", what, cz_last_error());
         long n = (long)cz_numel(ref.y);

@@ -186,6 +186,12 @@ void cz_graph_keep(cz_graph *g, cz_tensor *t)
         t->kept = true;
 }
 
+void cz_graph_may_overwrite(cz_graph *g, cz_tensor *out, cz_tensor *in)
+{
+    if (out && in && !g->planned)
+        out->overwrites = in;
+}
+
 cz_tensor *cz_graph_buffer(cz_graph *g, const char *name, int ndim,
                            const int64_t *shape, cz_init init)
 {
@@ -343,9 +349,22 @@ static size_t floats_of(const cz_tensor *t, region r)
     return padded(r == VALUES && t->layout == CZ_LAYOUT_NHWC_BF16 ? (n + 1) / 2 : n);
 }
 
+/* The tensor whose memory t's values take (cz_graph_may_overwrite), or
+ * NULL: both share memory by liveness, the other's last reader is t's
+ * producer, and they take the same space. */
+static cz_tensor *overwritten(const cz_graph *g, const cz_tensor *t, region r)
+{
+    cz_tensor *x = t->overwrites;
+    bool can = r == VALUES && x && shared_in(g, t, r) && shared_in(g, x, r) &&
+               x->last_consumer == t->producer && floats_of(x, r) == floats_of(t, r);
+    return can ? x : NULL;
+}
+
 /* One allocation for the values or the gradients of the activations and
  * inputs: first those with memory of their own (*n_own floats), then the
- * shared part. Sets each tensor's data or grad (and shared_grad). */
+ * shared part. Sets each tensor's data or grad (and shared_grad). A tensor
+ * that overwrites another lengthens the other's span instead of having one
+ * (a chain of them, ResNet blocks, shares one). */
 static cz_status plan_region(cz_graph *g, region r, float **base, size_t *n_own)
 {
     cz_live_span *spans = malloc((size_t)(g->n_tensors ? g->n_tensors : 1) * sizeof *spans);
@@ -359,11 +378,19 @@ static cz_status plan_region(cz_graph *g, region r, float **base, size_t *n_own)
             continue;
         if (r == GRADIENTS)
             t->shared_grad = shared_in(g, t, r);
-        if (shared_in(g, t, r))
+        if (overwritten(g, t, r)) {
+            const cz_tensor *root = t;
+            while (overwritten(g, root, r))
+                root = overwritten(g, root, r);
+            for (int k = 0; k < n_shared; k++)
+                if (spans[k].owner == root)
+                    spans[k].last = t->last_consumer;
+        } else if (shared_in(g, t, r)) {
             spans[n_shared++] = (cz_live_span){.first = t->producer, .last = t->last_consumer,
                                                .size = floats_of(t, r), .owner = t};
-        else
+        } else {
             own += floats_of(t, r);
+        }
     }
     size_t n_shared_floats = cz_place_by_liveness(spans, n_shared);
     if (n_shared_floats != SIZE_MAX)
@@ -385,6 +412,11 @@ static cz_status plan_region(cz_graph *g, region r, float **base, size_t *n_own)
     }
     for (int k = 0; k < n_shared; k++)
         *memory_of(spans[k].owner, r) = *base + own + spans[k].offset;
+    for (int i = 0; i < g->n_tensors; i++) { /* in creation order: the root first */
+        cz_tensor *t = g->tensors[i];
+        if (in_region(t, r) && overwritten(g, t, r))
+            *memory_of(t, r) = *memory_of(overwritten(g, t, r), r);
+    }
     free(spans);
     return CZ_OK;
 }

@@ -97,6 +97,7 @@ typedef struct cz_tensor {
     int producer;         /* index of the node that writes it, -1 for leaves */
     int last_consumer;    /* index of the last node that reads it, -1 if none */
     bool kept;            /* cz_graph_keep */
+    struct cz_tensor *overwrites; /* cz_graph_may_overwrite */
     bool shared_grad;     /* planned: its gradient memory is shared by liveness */
     cz_init init;
     float init_scale;
@@ -172,6 +173,12 @@ void cz_graph_freeze_new_params(cz_graph *g, bool frozen);
 cz_tensor *cz_graph_node(cz_graph *g, const cz_op *op, cz_tensor *const *in,
                          int n_in, int64_t n, int64_t c, int64_t h, int64_t w,
                          void *state);
+/* For op builders: the node producing out reads in for the last time and
+ * may write out over it (a convolution adding its result to a residual).
+ * In an inference graph the plan then gives out in's memory where it can
+ * (both share memory by liveness and take the same space); the op must
+ * work either way. */
+void cz_graph_may_overwrite(cz_graph *g, cz_tensor *out, cz_tensor *in);
 /* Record a build error (the first one wins) and return NULL. */
 cz_tensor *cz_graph_error(cz_graph *g, cz_status status, const char *fmt, ...)
 #if defined(__GNUC__)

@@ -230,6 +230,30 @@ cz_status cz_mirror_init_shared(cz_mirror *m, const cz_mirror *other, cz_graph *
     return init(m, g, user_md, user_data, prim_md, dir);
 }
 
+cz_status cz_mirror_init_into(cz_mirror *m, const dnnl_memory_desc_t *user_md, void *user_data,
+                              dnnl_memory_t into)
+{
+    memset(m, 0, sizeof *m);
+    m->dir = CZ_MIRROR_IN;
+    if (!cz_dnnl_engine())
+        return cz_fail(CZ_ERR_BACKEND, "oneDNN: no CPU engine");
+    m->prim = into; /* borrowed */
+    const dnnl_memory_desc_t *into_md;
+    void *into_data = NULL;
+    cz_status st = cz_dnnl_check(dnnl_memory_create(&m->user, user_md, engine, user_data), "memory");
+    if (st == CZ_OK)
+        st = cz_dnnl_check(dnnl_memory_get_memory_desc(into, &into_md), "memory");
+    if (st == CZ_OK)
+        st = cz_dnnl_check(dnnl_memory_get_data_handle(into, &into_data), "memory");
+    if (st == CZ_OK && into_data == user_data && dnnl_memory_desc_equal(into_md, user_md))
+        return CZ_OK; /* already there: sync does nothing */
+    if (st == CZ_OK)
+        st = make_reorder(m);
+    if (st != CZ_OK)
+        cz_mirror_free(m);
+    return st;
+}
+
 void cz_mirror_sync(cz_graph *g, const cz_mirror *m)
 {
     if (!m->reorder)

@@ -79,6 +79,12 @@ cz_status cz_mirror_init_scaled(cz_mirror *m, const dnnl_memory_desc_t *user_md,
 cz_status cz_mirror_init_shared(cz_mirror *m, const cz_mirror *other, cz_graph *g,
                                 const dnnl_memory_desc_t *user_md, void *user_data,
                                 const dnnl_memory_desc_t *prim_md, cz_mirror_dir dir);
+/* An input mirror whose primitive side is another memory, not its own: each
+ * sync copies (converting) the user buffer into it, unless it is that
+ * memory already. A convolution's output memory takes a residual this way
+ * before the convolution adds into it. */
+cz_status cz_mirror_init_into(cz_mirror *m, const dnnl_memory_desc_t *user_md, void *user_data,
+                              dnnl_memory_t into);
 void cz_mirror_sync(cz_graph *g, const cz_mirror *m);
 void cz_mirror_free(cz_mirror *m);
 

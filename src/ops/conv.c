@@ -13,7 +13,9 @@
  * also multiplies each output channel by its factor, so it runs, as any
  * inference weight reorder, only when the parameters have changed; the
  * factors and the folded bias are computed just before it. A residual is
- * a binary post-op reading the tensor in the output's layout. */
+ * copied into the output's memory (no copy where the plan puts the output
+ * in the residual's memory), and a sum post-op adds the convolution to it (oneDNN 2.6's brgemm kernels take a sum post-op, not a binary add
+ * of a whole tensor, which runs 2x slower kernels). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,8 +61,7 @@ typedef struct {
 } conv_descs;
 
 /* With as_stored, channels-last tensors are described as they are stored;
- * otherwise every layout is left to oneDNN, except an output that a
- * residual post-op is added into. */
+ * otherwise every layout is left to oneDNN. */
 static conv_descs make_descs(cz_graph *g, const cz_node *node, const conv_state *s, bool as_stored)
 {
     const cz_tensor *x = node->in[0], *w = node->in[1], *y = node->out;
@@ -72,13 +73,12 @@ static conv_descs make_descs(cz_graph *g, const cz_node *node, const conv_state 
     int64_t w_dims[4] = {s->transposed ? w->c : w->n, s->transposed ? w->n : w->c, w->h, w->w};
     int64_t b_dims[1] = {y->c};
     conv_descs d;
-    /* A residual post-op's descriptor is the output's: it must be fixed. */
     d.src = as_stored && x->layout != CZ_LAYOUT_NCHW_F32
                 ? cz_dnnl_tensor_md(x)
                 : cz_dnnl_md(4, x_dims, low, dnnl_format_tag_any);
     d.weights = cz_dnnl_md(4, w_dims, low, dnnl_format_tag_any);
     d.bias = cz_dnnl_md(1, b_dims, dnnl_f32, dnnl_x);
-    d.dst = (as_stored && y->layout != CZ_LAYOUT_NCHW_F32) || s->residual_at >= 0
+    d.dst = as_stored && y->layout != CZ_LAYOUT_NCHW_F32
                 ? cz_dnnl_tensor_md(y)
                 : cz_dnnl_md(4, y_dims, dnnl_f32, dnnl_format_tag_any);
     d.diff_src = cz_dnnl_md(4, x_dims, dnnl_f32, dnnl_format_tag_any);
@@ -101,7 +101,7 @@ static conv_descs make_descs(cz_graph *g, const cz_node *node, const conv_state 
     return d;
 }
 
-/* The residual as a binary post-op, then the activation as an eltwise one;
+/* The residual as a sum post-op, then the activation as an eltwise one;
  * *attr stays NULL without either. */
 static cz_status fused_attr(const conv_state *s, const conv_descs *d, dnnl_primitive_attr_t *attr)
 {
@@ -113,8 +113,7 @@ static cz_status fused_attr(const conv_state *s, const conv_descs *d, dnnl_primi
     dnnl_post_ops_t ops = NULL;
     cz_status st = cz_dnnl_check(dnnl_post_ops_create(&ops), "convolution post-ops");
     if (st == CZ_OK && s->residual_at >= 0)
-        st = cz_dnnl_check(dnnl_post_ops_append_binary(ops, dnnl_binary_add, &d->dst),
-                           "convolution residual");
+        st = cz_dnnl_check(dnnl_post_ops_append_sum(ops, 1.0f), "convolution residual");
     if (st == CZ_OK && s->act != CZ_ACT_NONE)
         st = cz_dnnl_check(dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_relu, alpha, 0.0f),
                            "convolution activation");
@@ -386,7 +385,12 @@ static cz_tensor *build(cz_graph *g, bool transposed, cz_tensor *x, cz_tensor *w
         in[n_in++] = fusion->residual;
     const cz_op *op = fusion ? transposed ? &fused_deconv_op : &fused_conv_op
                              : transposed ? &deconv_op : &conv_op;
-    return cz_graph_node(g, op, in, n_in, x->n, oc, oh, ow, s);
+    cz_tensor *y = cz_graph_node(g, op, in, n_in, x->n, oc, oh, ow, s);
+    /* Added to in place where the plan can: not over the convolution's own
+     * input, which it reads after the residual is in the output. */
+    if (s->residual_at >= 0 && fusion->residual != x)
+        cz_graph_may_overwrite(g, y, fusion->residual);
+    return y;
 }
 
 cz_tensor *cz_conv2d(cz_graph *g, cz_tensor *x, cz_tensor *w, cz_tensor *b, int stride,

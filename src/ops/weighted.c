@@ -21,8 +21,7 @@ cz_status cz_weighted_bind(cz_graph *g, cz_weighted *p, const cz_node *node, con
         return st;
     if (p->residual) {
         dnnl_memory_desc_t residual_md = cz_dnnl_tensor_md(p->residual);
-        const dnnl_memory_desc_t *post_md = cz_dnnl_arg_md(p->fwd_pd, DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1);
-        if ((st = cz_mirror_init_transient(&p->post_src, g, &residual_md, p->residual->data, post_md, CZ_MIRROR_IN)) != CZ_OK)
+        if ((st = cz_mirror_init_into(&p->residual_into_dst, &residual_md, p->residual->data, p->dst.prim)) != CZ_OK)
             return st;
     }
     /* Where a backward primitive wants what another already converted in
@@ -63,16 +62,13 @@ void cz_weighted_forward(cz_graph *g, cz_weighted *p)
         p->weights_version = cz_graph_params_version(g);
         p->weights_fresh = true;
     }
-    dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, p->src.prim},
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, p->src.prim},
                                {DNNL_ARG_WEIGHTS, p->weights.prim},
                                {DNNL_ARG_DST, p->dst.prim}};
     int n_args = 3;
     if (has_bias)
         args[n_args++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, p->bias.prim};
-    if (p->residual) {
-        cz_mirror_sync(g, &p->post_src);
-        args[n_args++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, p->post_src.prim};
-    }
+    cz_mirror_sync(g, &p->residual_into_dst); /* no-op without one */
     cz_dnnl_run(g, p->fwd, n_args, args);
     cz_mirror_sync(g, &p->dst);
 }
@@ -110,7 +106,7 @@ void cz_weighted_backward(cz_graph *g, const cz_node *node, cz_weighted *p)
 void cz_weighted_release(cz_weighted *p)
 {
     cz_mirror *mirrors[] = {&p->src,         &p->weights,     &p->bias,
-                            &p->dst,         &p->post_src,    &p->bd_diff_dst, &p->bd_weights,
+                            &p->dst,         &p->residual_into_dst,    &p->bd_diff_dst, &p->bd_weights,
                             &p->bd_diff_src, &p->bw_src,      &p->bw_diff_dst,
                             &p->bw_diff_weights, &p->bw_diff_bias};
     for (size_t i = 0; i < sizeof mirrors / sizeof *mirrors; i++)

@@ -19,11 +19,12 @@ typedef struct {
      * otherwise. The op fills both whenever cz_weighted_weights_stale. */
     float *fold_scale, *fold_bias;
     /* Set by the op: its own bias tensor (NULL without one, and where a
-     * batch norm is folded in), and a tensor the forward's first post-op
-     * adds (cz_conv_fusion.residual), else NULL. */
+     * batch norm is folded in), and a tensor the forward's output starts
+     * from, for a sum post-op to add to (cz_conv_fusion.residual), else
+     * NULL. */
     const cz_tensor *b, *residual;
     /* forward */
-    cz_mirror src, weights, bias, dst, post_src;
+    cz_mirror src, weights, bias, dst, residual_into_dst;
     uint64_t weights_version; /* inference graphs reorder weights only when changed */
     bool weights_fresh;
     /* backward data */
