@@ -3,7 +3,8 @@
  * One node type; the kind picks the function. relu and leaky_relu take their
  * derivative from the input (PyTorch: x > 0 ? 1 : slope, so 0 counts as
  * negative), tanh and sigmoid from the output, which is what the forward
- * already computed. */
+ * already computed. The loops without calls are `omp simd`: at -O2 gcc
+ * vectorizes them only when told to (the same values either way). */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -26,15 +27,18 @@ static float sigmoid(float x)
     return e / (1.0f + e);
 }
 
-/* relu on bf16 values: a negative one (sign bit set, not NaN) becomes +0. */
+/* relu on bf16 values: a negative one (sign bit set, not NaN) becomes +0;
+ * as a mask, so that the loop vectorizes. */
 static void relu_forward_bf16(const cz_tensor *xt, cz_tensor *yt)
 {
     const uint16_t *x = (const uint16_t *)xt->data;
     uint16_t *y = (uint16_t *)yt->data;
     int64_t n = cz_numel(yt);
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++)
-        y[i] = (x[i] & 0x8000) && (x[i] & 0x7fff) <= 0x7f80 ? 0 : x[i];
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        uint16_t keep = (x[i] & 0x8000) == 0 || (x[i] & 0x7fff) > 0x7f80;
+        y[i] = x[i] & (uint16_t)-keep;
+    }
 }
 
 static void act_forward(cz_graph *g, cz_node *node)
@@ -50,12 +54,12 @@ static void act_forward(cz_graph *g, cz_node *node)
     float slope = s->slope;
     switch (s->kind) {
     case ACT_RELU:
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
         for (int64_t i = 0; i < n; i++)
             y[i] = x[i] <= 0.0f ? 0.0f : x[i]; /* NaN passes, as clamp_min */
         break;
     case ACT_LEAKY_RELU:
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
         for (int64_t i = 0; i < n; i++)
             y[i] = x[i] > 0.0f ? x[i] : x[i] * slope;
         break;
@@ -84,22 +88,22 @@ static void act_backward(cz_graph *g, cz_node *node)
     float slope = s->slope;
     switch (s->kind) {
     case ACT_RELU:
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
         for (int64_t i = 0; i < n; i++)
             dx[i] += x[i] <= 0.0f ? 0.0f : dy[i];
         break;
     case ACT_LEAKY_RELU:
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
         for (int64_t i = 0; i < n; i++)
             dx[i] += x[i] > 0.0f ? dy[i] : dy[i] * slope;
         break;
     case ACT_TANH:
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
         for (int64_t i = 0; i < n; i++)
             dx[i] += dy[i] * (1.0f - y[i] * y[i]);
         break;
     case ACT_SIGMOID:
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
         for (int64_t i = 0; i < n; i++)
             dx[i] += dy[i] * y[i] * (1.0f - y[i]);
         break;

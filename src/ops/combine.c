@@ -105,7 +105,7 @@ static void add_forward(cz_graph *g, cz_node *node)
     const float *a = node->in[0]->data, *b = node->in[1]->data;
     float *y = node->out->data;
     int64_t n = cz_numel(node->out);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
     for (int64_t i = 0; i < n; i++)
         y[i] = a[i] + b[i];
 }
@@ -120,7 +120,7 @@ static void add_backward(cz_graph *g, cz_node *node)
         if (!x->needs_grad)
             continue;
         float *dx = x->grad;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
         for (int64_t i = 0; i < n; i++)
             dx[i] += dy[i];
     }
