@@ -1,5 +1,6 @@
 /*
- * The engine: a static computation graph over NCHW fp32 tensors.
+ * The engine: a static computation graph over NCHW fp32 tensors (inference
+ * graphs keep activations channels-last where they can: cz_layout).
  *
  * Model code builds a graph once for a fixed batch and image size. Leaves are
  * declared with cz_graph_input (data the caller fills before each step) and
