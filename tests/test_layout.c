@@ -11,7 +11,7 @@
  *     tensors (max pooling, upsampling, concatenation, relu);
  *   - a convolution adding a residual it reads for the last time writes
  *     over it (cz_graph_may_overwrite); one whose residual is read later,
- *     or is its own input, does not;
+ *     is its own input, or is stored in another layout, does not;
  *   - the outputs agree with the unfused graph's (all plain): fp32 within
  *     rounding, bf16 within a few bf16 roundings. */
 #include <string.h>
@@ -60,6 +60,25 @@ static cz_tensor *conv_bn(cz_graph *g, const char *name, cz_tensor *x, cz_tensor
     return act == CZ_ACT_RELU ? cz_relu(g, y) : y;
 }
 
+/* After planning: batch norms far from the identity with positive
+ * variances, and a random input. */
+static void prepare(cz_graph *g, cz_tensor *x)
+{
+    for (int i = 0; i < cz_graph_n_named(g); i++) {
+        cz_tensor *t = cz_graph_named(g, i);
+        const char *leaf = strrchr(t->name, '.') + 1;
+        for (int64_t j = 0; j < cz_numel(t); j++) {
+            if (strcmp(leaf, "var") == 0)
+                t->data[j] = 0.5f + t->data[j] * t->data[j] * 10.0f;
+            else if (strcmp(leaf, "gamma") == 0)
+                t->data[j] += 1.0f;
+        }
+    }
+    cz_rng rng;
+    cz_rng_seed(&rng, 3);
+    fill_uniform(&rng, x->data, cz_numel(x), -1.0f, 1.0f);
+}
+
 static bool net_build(net *nt, cz_precision precision, bool fused, bool plain_reader)
 {
     cz_graph_config cfg = {.precision = precision, .seed = 5, .unfused = !fused};
@@ -82,20 +101,7 @@ static bool net_build(net *nt, cz_precision precision, bool fused, bool plain_re
     CHECK(st == CZ_OK, "plan: %s", cz_last_error());
     if (st != CZ_OK)
         return false;
-    /* Batch norms far from the identity, variances positive. */
-    for (int i = 0; i < cz_graph_n_named(g); i++) {
-        cz_tensor *t = cz_graph_named(g, i);
-        const char *leaf = strrchr(t->name, '.') + 1;
-        for (int64_t j = 0; j < cz_numel(t); j++) {
-            if (strcmp(leaf, "var") == 0)
-                t->data[j] = 0.5f + t->data[j] * t->data[j] * 10.0f;
-            else if (strcmp(leaf, "gamma") == 0)
-                t->data[j] += 1.0f;
-        }
-    }
-    cz_rng rng;
-    cz_rng_seed(&rng, 3);
-    fill_uniform(&rng, nt->x->data, cz_numel(nt->x), -1.0f, 1.0f);
+    prepare(g, nt->x);
     return true;
 }
 
@@ -149,11 +155,53 @@ static void run(cz_precision precision, bool plain_reader)
     cz_graph_free(ref.g);
 }
 
+/* A residual stored plain (a leaky_relu's output) added by a convolution
+ * whose output is channels-last, its last reader: no overwrite, right
+ * output. */
+static void mixed_residual(cz_precision precision)
+{
+    const char *what = precision == CZ_BF16 ? "bf16 mixed residual" : "fp32 mixed residual";
+    cz_graph *graphs[2];
+    cz_tensor *y[2], *q = NULL, *b = NULL;
+    for (int fused = 0; fused < 2; fused++) {
+        cz_graph_config cfg = {.precision = fused ? precision : CZ_FP32, .seed = 9,
+                               .unfused = !fused};
+        cz_graph *g = graphs[fused] = cz_graph_create(&cfg);
+        cz_tensor *x = cz_graph_input(g, "x", 1, 3, 9, 12, false);
+        cz_tensor *a = conv_bn(g, "a", x, NULL, CZ_ACT_RELU, fused);
+        cz_tensor *lq = cz_leaky_relu(g, a, 0.2f);
+        cz_tensor *b0 = conv_bn(g, "b0", a, NULL, CZ_ACT_RELU, fused);
+        cz_tensor *lb = conv_bn(g, "b", b0, lq, CZ_ACT_RELU, fused);
+        y[fused] = cz_conv2d(g, lb, param(g, "out.w", 2, WIDTH, 3), NULL, 1, 1, 1);
+        CHECK(cz_graph_plan(g) == CZ_OK, "%s: plan: %s", what, cz_last_error());
+        if (cz_graph_status(g) == CZ_OK)
+            prepare(g, x);
+        if (fused) {
+            q = lq;
+            b = lb;
+        }
+    }
+    if (cz_graph_status(graphs[0]) == CZ_OK && cz_graph_status(graphs[1]) == CZ_OK) {
+        CHECK(q->layout == CZ_LAYOUT_NCHW_F32 && b->layout != CZ_LAYOUT_NCHW_F32,
+              "%s: residual %s, output %s", what, layout_name(q->layout), layout_name(b->layout));
+        CHECK(b->data != q->data, "%s: the output overwrote a residual stored otherwise", what);
+        for (int k = 0; k < 2; k++)
+            CHECK(cz_graph_forward(graphs[k]) == CZ_OK, "%s: forward: %s", what, cz_last_error());
+        double err = check_norm_rel_err(y[1]->data, y[0]->data, (long)cz_numel(y[0]));
+        double tol = precision == CZ_BF16 ? BF16_TOL : FP32_TOL;
+        CHECK(err <= tol, "%s: fused vs unfused fp32 %.3g (allowed %.3g)", what, err, tol);
+    }
+    cz_graph_free(graphs[0]);
+    cz_graph_free(graphs[1]);
+}
+
 int main(void)
 {
     run(CZ_FP32, false);
     run(CZ_BF16, false);
     run(CZ_FP32, true);
     run(CZ_BF16, true);
+    mixed_residual(CZ_FP32);
+    mixed_residual(CZ_BF16);
     return check_finish("test_layout");
 }

@@ -275,7 +275,6 @@ static void init_values(cz_graph *g, cz_tensor *t)
 /* Activations are padded to 16 floats so each starts 64-byte aligned. */
 static size_t padded(int64_t n) { return ((size_t)n + 15) & ~(size_t)15; }
 
-
 /* cz_layout: an activation is channels-last where the op that writes it and
  * every op that reads it take that layout (cz_op.layouts), in inference
  * graphs that fuse. */
@@ -351,12 +350,13 @@ static size_t floats_of(const cz_tensor *t, region r)
 
 /* The tensor whose memory t's values take (cz_graph_may_overwrite), or
  * NULL: both share memory by liveness, the other's last reader is t's
- * producer, and they take the same space. */
+ * producer, and they are stored alike (same shape and layout). */
 static cz_tensor *overwritten(const cz_graph *g, const cz_tensor *t, region r)
 {
     cz_tensor *x = t->overwrites;
     bool can = r == VALUES && x && shared_in(g, t, r) && shared_in(g, x, r) &&
-               x->last_consumer == t->producer && floats_of(x, r) == floats_of(t, r);
+               x->last_consumer == t->producer && x->layout == t->layout && x->n == t->n &&
+               x->c == t->c && x->h == t->h && x->w == t->w;
     return can ? x : NULL;
 }
 

@@ -109,7 +109,7 @@ static conv_descs make_descs(cz_graph *g, const cz_node *node, const conv_state 
 
 /* The residual as a sum post-op, then the activation as an eltwise one;
  * *attr stays NULL without either. */
-static cz_status fused_attr(const conv_state *s, const conv_descs *d, dnnl_primitive_attr_t *attr)
+static cz_status fused_attr(const conv_state *s, dnnl_primitive_attr_t *attr)
 {
     *attr = NULL;
     if (s->act == CZ_ACT_NONE && s->residual_at < 0)
@@ -157,7 +157,7 @@ static cz_status forward_pd(cz_graph *g, const cz_node *node, const conv_state *
     dnnl_primitive_attr_t attr = NULL;
     cz_status st = cz_dnnl_check(ds, "convolution descriptor");
     if (st == CZ_OK)
-        st = fused_attr(s, d, &attr);
+        st = fused_attr(s, &attr);
     if (st == CZ_OK)
         st = cz_dnnl_create(pd, NULL, &desc, attr, NULL, "convolution forward");
     dnnl_primitive_attr_destroy(attr);

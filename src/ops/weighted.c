@@ -105,10 +105,10 @@ void cz_weighted_backward(cz_graph *g, const cz_node *node, cz_weighted *p)
 
 void cz_weighted_release(cz_weighted *p)
 {
-    cz_mirror *mirrors[] = {&p->src,         &p->weights,     &p->bias,
-                            &p->dst,         &p->residual_into_dst,    &p->bd_diff_dst, &p->bd_weights,
-                            &p->bd_diff_src, &p->bw_src,      &p->bw_diff_dst,
-                            &p->bw_diff_weights, &p->bw_diff_bias};
+    cz_mirror *mirrors[] = {&p->src,         &p->weights,         &p->bias,
+                            &p->dst,         &p->residual_into_dst, &p->bd_diff_dst,
+                            &p->bd_weights,  &p->bd_diff_src,     &p->bw_src,
+                            &p->bw_diff_dst, &p->bw_diff_weights, &p->bw_diff_bias};
     for (size_t i = 0; i < sizeof mirrors / sizeof *mirrors; i++)
         cz_mirror_free(mirrors[i]);
     dnnl_primitive_destroy(p->fwd);
