@@ -1,12 +1,12 @@
-/* Channels-last activations (cz_layout): in inference graphs that fuse, an
- * activation is stored NHWC (bf16 in bf16 graphs) where the op writing it
- * and every op reading it take that layout. One small network with every
+/* Channels-last activations (cz_layout): an activation is stored NHWC (in
+ * bf16 in bf16 inference graphs that fuse) where the op writing it and
+ * every op reading it take that layout. One small network with every
  * op that takes it (fused convolutions with a residual, max pooling,
  * nearest upsampling, concatenation, relu, a plain convolution) runs fused
  * and unfused, in fp32 and bf16:
  *   - the layouts are the ones the rule gives: channels-last inside, plain
  *     for the input and the output;
- *   - a plain-only reader (leaky_relu) of one tensor makes it plain, and
+ *   - a plain-only reader (tanh) of one tensor makes it plain, and
  *     that spreads through the ops that need one layout for all their
  *     tensors (max pooling, upsampling, concatenation, relu);
  *   - a convolution adding a residual it reads for the last time writes
@@ -36,13 +36,13 @@ static cz_tensor *param(cz_graph *g, const char *name, int64_t n, int64_t c, int
     return cz_graph_param(g, name, k ? 4 : 1, shape, CZ_INIT_NORMAL, k ? 0.2f : 0.3f);
 }
 
-/* act(bn(conv3x3(x)) + residual), fused or as separate ops. */
-static cz_tensor *conv_bn(cz_graph *g, const char *name, cz_tensor *x, cz_tensor *residual,
-                          cz_act act, bool fused)
+/* act(bn(conv_kxk(x)) + residual), fused or as separate ops (padding k/2). */
+static cz_tensor *conv_bn_k(cz_graph *g, const char *name, cz_tensor *x, int k, int stride,
+                            cz_tensor *residual, cz_act act, bool fused)
 {
     char key[64];
     snprintf(key, sizeof key, "%s.w", name);
-    cz_tensor *w = param(g, key, WIDTH, x ? x->c : 1, 3);
+    cz_tensor *w = param(g, key, WIDTH, x ? x->c : 1, k);
     cz_tensor *bn[4];
     const char *leaf[4] = {"gamma", "beta", "mean", "var"};
     for (int i = 0; i < 4; i++) {
@@ -50,14 +50,22 @@ static cz_tensor *conv_bn(cz_graph *g, const char *name, cz_tensor *x, cz_tensor
         bn[i] = param(g, key, WIDTH, 0, 0);
     }
     if (fused) {
-        cz_conv_fusion f = {bn[0], bn[1], bn[2], bn[3], 1e-3f, residual, act, 0.0f};
-        return cz_conv2d_fused(g, x, w, NULL, 1, 1, 1, &f);
+        cz_conv_fusion f = {bn[0], bn[1], bn[2], bn[3], 1e-3f, residual, act, 0.2f};
+        return cz_conv2d_fused(g, x, w, NULL, stride, k / 2, 1, &f);
     }
-    cz_tensor *y = cz_batch_norm2d(g, cz_conv2d(g, x, w, NULL, 1, 1, 1), bn[0], bn[1], bn[2],
-                                   bn[3], 0.1f, 1e-3f);
+    cz_tensor *y = cz_batch_norm2d(g, cz_conv2d(g, x, w, NULL, stride, k / 2, 1), bn[0], bn[1],
+                                   bn[2], bn[3], 0.1f, 1e-3f);
     if (residual)
         y = cz_add(g, y, residual);
-    return act == CZ_ACT_RELU ? cz_relu(g, y) : y;
+    return act == CZ_ACT_RELU         ? cz_relu(g, y)
+           : act == CZ_ACT_LEAKY_RELU ? cz_leaky_relu(g, y, 0.2f)
+                                      : y;
+}
+
+static cz_tensor *conv_bn(cz_graph *g, const char *name, cz_tensor *x, cz_tensor *residual,
+                          cz_act act, bool fused)
+{
+    return conv_bn_k(g, name, x, 3, 1, residual, act, fused);
 }
 
 /* After planning: batch norms far from the identity with positive
@@ -96,7 +104,7 @@ static bool net_build(net *nt, cz_precision precision, bool fused, bool plain_re
     nt->y = cz_conv2d(g, nt->r, param(g, "out.w", 2, 2 * WIDTH, 3), param(g, "out.b", 2, 0, 0),
                       1, 1, 1);
     if (plain_reader)
-        cz_leaky_relu(g, nt->p, 0.2f);
+        cz_tanh(g, nt->p);
     cz_status st = cz_graph_plan(g);
     CHECK(st == CZ_OK, "plan: %s", cz_last_error());
     if (st != CZ_OK)
@@ -155,7 +163,7 @@ static void run(cz_precision precision, bool plain_reader)
     cz_graph_free(ref.g);
 }
 
-/* A residual stored plain (a leaky_relu's output) added by a convolution
+/* A residual stored plain (a tanh's output) added by a convolution
  * whose output is channels-last, its last reader: no overwrite, right
  * output. */
 static void mixed_residual(cz_precision precision)
@@ -169,7 +177,7 @@ static void mixed_residual(cz_precision precision)
         cz_graph *g = graphs[fused] = cz_graph_create(&cfg);
         cz_tensor *x = cz_graph_input(g, "x", 1, 3, 9, 12, false);
         cz_tensor *a = conv_bn(g, "a", x, NULL, CZ_ACT_RELU, fused);
-        cz_tensor *lq = cz_leaky_relu(g, a, 0.2f);
+        cz_tensor *lq = cz_tanh(g, a);
         cz_tensor *b0 = conv_bn(g, "b0", a, NULL, CZ_ACT_RELU, fused);
         cz_tensor *lb = conv_bn(g, "b", b0, lq, CZ_ACT_RELU, fused);
         y[fused] = cz_conv2d(g, lb, param(g, "out.w", 2, WIDTH, 3), NULL, 1, 1, 1);
@@ -195,6 +203,72 @@ static void mixed_residual(cz_precision precision)
     cz_graph_free(graphs[1]);
 }
 
+/* Training graphs: activations and their gradients channels-last, in fp32
+ * in both precisions, against the same graph kept plain
+ * (cz_graph_config.plain_layout). Batch norms with batch statistics, max
+ * pooling, a strided 1x1 convolution (whose backward runs in oneDNN's own
+ * layouts), add, leaky_relu, nearest upsampling, concatenation and relu:
+ * the output, the input's gradient and every parameter's gradient agree,
+ * over two steps (the running statistics move in between). */
+static void training(cz_precision precision)
+{
+    const char *what = precision == CZ_BF16 ? "bf16 training" : "fp32 training";
+    cz_graph *graphs[2];
+    cz_tensor *x[2], *y[2], *inner[2][6];
+    for (int plain = 0; plain < 2; plain++) {
+        cz_graph_config cfg = {.training = true, .precision = precision, .seed = 8,
+                               .plain_layout = plain};
+        cz_graph *g = graphs[plain] = cz_graph_create(&cfg);
+        cz_tensor **t = inner[plain];
+        x[plain] = cz_graph_input(g, "x", 2, 3, 14, 10, true);
+        t[0] = conv_bn(g, "a", x[plain], NULL, CZ_ACT_RELU, false);
+        t[1] = cz_max_pool2d(g, t[0], 3, 2, 1);
+        cz_tensor *down = conv_bn_k(g, "d", t[0], 1, 2, NULL, CZ_ACT_NONE, false);
+        t[2] = conv_bn(g, "s", t[1], down, CZ_ACT_LEAKY_RELU, false);
+        t[3] = cz_upsample(g, t[2], 2, CZ_UPSAMPLE_NEAREST);
+        cz_tensor *both[2] = {t[3], t[0]};
+        t[4] = cz_cat(g, both, 2);
+        t[5] = cz_relu(g, t[4]);
+        y[plain] = cz_conv2d(g, t[5], param(g, "out.w", 2, 2 * WIDTH, 3), NULL, 1, 1, 1);
+        CHECK(cz_graph_plan(g) == CZ_OK, "%s: plan: %s", what, cz_last_error());
+        if (cz_graph_status(g) == CZ_OK)
+            prepare(g, x[plain]);
+    }
+    if (cz_graph_status(graphs[0]) == CZ_OK && cz_graph_status(graphs[1]) == CZ_OK) {
+        for (int i = 0; i < 6; i++)
+            CHECK(inner[0][i]->layout == CZ_LAYOUT_NHWC_F32 &&
+                      inner[1][i]->layout == CZ_LAYOUT_NCHW_F32,
+                  "%s: activation %d is %s, plain graph's %s", what, i,
+                  layout_name(inner[0][i]->layout), layout_name(inner[1][i]->layout));
+        CHECK(x[0]->layout == CZ_LAYOUT_NCHW_F32 && y[0]->layout == CZ_LAYOUT_NCHW_F32,
+              "%s: the input and the output must stay plain", what);
+        double tol = precision == CZ_BF16 ? 1e-3 : FP32_TOL;
+        for (int step = 0; step < 2; step++) {
+            for (int k = 0; k < 2; k++) {
+                cz_graph_zero_grad(graphs[k]);
+                memset(x[k]->grad, 0, (size_t)cz_numel(x[k]) * sizeof(float));
+                CHECK(cz_graph_forward(graphs[k]) == CZ_OK, "%s: forward: %s", what, cz_last_error());
+                cz_tensor_seed(y[k], 1.0f);
+                CHECK(cz_graph_backward(graphs[k]) == CZ_OK, "%s: backward: %s", what, cz_last_error());
+            }
+            const cz_param_store *a = cz_graph_params(graphs[0]), *b = cz_graph_params(graphs[1]);
+            double ey = check_norm_rel_err(y[0]->data, y[1]->data, (long)cz_numel(y[0]));
+            double ex = check_norm_rel_err(x[0]->grad, x[1]->grad, (long)cz_numel(x[0]));
+            double ep = check_norm_rel_err(a->grad, b->grad, (long)a->n_trainable);
+            double es = check_norm_rel_err(a->data + a->n_params, b->data + b->n_params,
+                                           (long)(a->n_total - a->n_params));
+            CHECK(ey <= tol && ex <= tol && ep <= tol && es <= tol,
+                  "%s step %d: channels-last vs plain: output %.3g, input gradient %.3g, "
+                  "parameter gradients %.3g, running statistics %.3g (allowed %.3g)",
+                  what, step, ey, ex, ep, es, tol);
+            printf("%s step %d: output %.2g, input gradient %.2g, parameter gradients %.2g\n",
+                   what, step, ey, ex, ep);
+        }
+    }
+    cz_graph_free(graphs[0]);
+    cz_graph_free(graphs[1]);
+}
+
 int main(void)
 {
     run(CZ_FP32, false);
@@ -203,5 +277,7 @@ int main(void)
     run(CZ_BF16, true);
     mixed_residual(CZ_FP32);
     mixed_residual(CZ_BF16);
+    training(CZ_FP32);
+    training(CZ_BF16);
     return check_finish("test_layout");
 }

@@ -276,13 +276,14 @@ static void init_values(cz_graph *g, cz_tensor *t)
 static size_t padded(int64_t n) { return ((size_t)n + 15) & ~(size_t)15; }
 
 /* cz_layout: an activation is channels-last where the op that writes it and
- * every op that reads it take that layout (cz_op.layouts), in inference
- * graphs that fuse. */
+ * every op that reads it take that layout (cz_op.layouts). */
 static void choose_layouts(cz_graph *g)
 {
-    if (!cz_graph_fuses(g))
+    bool unfused_inference = !g->config.training && !cz_graph_fuses(g);
+    if (g->config.plain_layout || unfused_inference)
         return;
-    cz_layout fast = g->config.precision == CZ_BF16 ? CZ_LAYOUT_NHWC_BF16 : CZ_LAYOUT_NHWC_F32;
+    bool bf16_values = cz_graph_fuses(g) && g->config.precision == CZ_BF16;
+    cz_layout fast = bf16_values ? CZ_LAYOUT_NHWC_BF16 : CZ_LAYOUT_NHWC_F32;
     for (int i = 0; i < g->n_tensors; i++) {
         cz_tensor *t = g->tensors[i];
         bool eligible = t->kind == CZ_TENSOR_ACTIVATION && t->consumers > 0 && !t->kept &&

@@ -1,6 +1,6 @@
 /*
- * The engine: a static computation graph over NCHW fp32 tensors (inference
- * graphs keep activations channels-last where they can: cz_layout).
+ * The engine: a static computation graph over NCHW fp32 tensors (activations
+ * are kept channels-last where the ops allow: cz_layout).
  *
  * Model code builds a graph once for a fixed batch and image size. Leaves are
  * declared with cz_graph_input (data the caller fills before each step) and
@@ -69,13 +69,16 @@ typedef enum {
     CZ_INIT_UNIFORM, /* U(-init_scale, init_scale) */
 } cz_init;
 
-/* How an activation's values are stored. Plain NCHW fp32 is what callers,
- * parameters, losses and most ops see. In an inference graph that fuses
- * (cz_graph_fuses), cz_graph_plan stores an activation channels-last instead
- * wherever its producer and every consumer take that layout
- * (cz_op.layouts): NHWC, in bf16 in bf16 graphs. That is what
+/* How an activation's values (and its gradient) are stored. Plain NCHW
+ * fp32 is what callers, parameters, losses and most ops see. cz_graph_plan
+ * stores an activation channels-last instead wherever its producer and
+ * every consumer take that layout (cz_op.layouts): NHWC, which is what
  * oneDNN's AMX convolutions read and write, so from one convolution to the
- * next an activation passes with no conversion, and in half the bytes. */
+ * next an activation passes with no change of layout. In inference graphs
+ * that fuse (cz_graph_fuses) it is also bf16 in bf16 graphs, in half the
+ * bytes; in training graphs it stays fp32, gradients too (the convolutions
+ * convert to bf16 without reordering). Unfused inference graphs and
+ * cz_graph_config.plain_layout keep everything plain. */
 typedef enum {
     CZ_LAYOUT_NCHW_F32,
     CZ_LAYOUT_NHWC_F32,
@@ -143,6 +146,8 @@ typedef struct {
     uint64_t seed;          /* parameter initialisation and dropout masks */
     bool unfused;           /* inference: every layer its own op, as in training,
                                instead of fused ones (what tests compare against) */
+    bool plain_layout;      /* every tensor plain NCHW fp32 (cz_layout): what
+                               tests compare channels-last graphs against */
     bool params_copied_in;  /* the caller fills every parameter and buffer after
                                planning (cz_model_to_graph): plan leaves them zero
                                instead of drawing random ones, which costs half a

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "io/half.h"
 #include "ops/ops.h"
 
 typedef enum { ACT_RELU, ACT_LEAKY_RELU, ACT_TANH, ACT_SIGMOID } act_kind;
@@ -27,6 +28,9 @@ static float sigmoid(float x)
     return e / (1.0f + e);
 }
 
+/* Channels-last tensors of training graphs are fp32, where every function
+ * here is layout-free; bf16 ones (inference) get relu and leaky_relu. */
+
 /* relu on bf16 values: a negative one (sign bit set, not NaN) becomes +0;
  * as a mask, so that the loop vectorizes. */
 static void relu_forward_bf16(const cz_tensor *xt, cz_tensor *yt)
@@ -41,11 +45,28 @@ static void relu_forward_bf16(const cz_tensor *xt, cz_tensor *yt)
     }
 }
 
+/* leaky_relu on bf16 values, through fp32 (a standalone one: those after
+ * convolutions are fused into them). */
+static void leaky_forward_bf16(const cz_tensor *xt, cz_tensor *yt, float slope)
+{
+    const uint16_t *x = (const uint16_t *)xt->data;
+    uint16_t *y = (uint16_t *)yt->data;
+    int64_t n = cz_numel(yt);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        float v = cz_bf16_to_f32(x[i]);
+        y[i] = cz_f32_to_bf16(v > 0.0f ? v : v * slope);
+    }
+}
+
 static void act_forward(cz_graph *g, cz_node *node)
 {
     const act_state *s = node->state;
-    if (node->out->layout == CZ_LAYOUT_NHWC_BF16) {
-        relu_forward_bf16(node->in[0], node->out); /* only relu is given bf16 */
+    if (node->out->layout == CZ_LAYOUT_NHWC_BF16) { /* relu or leaky_relu */
+        if (s->kind == ACT_RELU)
+            relu_forward_bf16(node->in[0], node->out);
+        else
+            leaky_forward_bf16(node->in[0], node->out, s->slope);
         return;
     }
     const float *x = node->in[0]->data;
@@ -111,10 +132,10 @@ static void act_backward(cz_graph *g, cz_node *node)
 }
 
 static const cz_op act_ops[] = {
-    /* Element by element, relu reads and writes any layout (fp32 ones
-     * alike, bf16 with its own loop). */
+    /* Element by element, relu and leaky_relu read and write any layout
+     * (fp32 ones alike, bf16 with loops of their own). */
     [ACT_RELU] = {"relu", NULL, act_forward, act_backward, NULL, CZ_OP_ONE_LAYOUT},
-    [ACT_LEAKY_RELU] = {"leaky_relu", NULL, act_forward, act_backward, NULL, CZ_OP_PLAIN},
+    [ACT_LEAKY_RELU] = {"leaky_relu", NULL, act_forward, act_backward, NULL, CZ_OP_ONE_LAYOUT},
     [ACT_TANH] = {"tanh", NULL, act_forward, act_backward, NULL, CZ_OP_PLAIN},
     [ACT_SIGMOID] = {"sigmoid", NULL, act_forward, act_backward, NULL, CZ_OP_PLAIN},
 };

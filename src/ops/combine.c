@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "base/error.h"
+#include "io/half.h"
 #include "ops/ops.h"
 
 /* --- cat: out[:, off_k : off_k + C_k] = xs[k] --- */
@@ -49,9 +50,35 @@ static void cat_forward(cz_graph *g, cz_node *node)
     }
 }
 
+/* Channels last (fp32, training): each pixel's slice of the output
+ * gradient goes back to its input. */
+static void cat_backward_channels_last(const cz_node *node)
+{
+    const cz_tensor *y = node->out;
+    int64_t pixels = y->n * y->h * y->w, C = y->c, off = 0;
+    for (int k = 0; k < node->n_in; k++) {
+        cz_tensor *x = node->in[k];
+        int64_t Ck = x->c;
+        if (x->needs_grad) {
+#pragma omp parallel for schedule(static)
+            for (int64_t i = 0; i < pixels; i++) {
+                float *dx = x->grad + i * Ck;
+                const float *dy = y->grad + i * C + off;
+                for (int64_t c = 0; c < Ck; c++)
+                    dx[c] += dy[c];
+            }
+        }
+        off += Ck;
+    }
+}
+
 static void cat_backward(cz_graph *g, cz_node *node)
 {
     const cz_tensor *y = node->out;
+    if (y->layout != CZ_LAYOUT_NCHW_F32) {
+        cat_backward_channels_last(node);
+        return;
+    }
     int64_t N = y->n, C = y->c, HW = y->h * y->w;
     int64_t off = 0;
     for (int k = 0; k < node->n_in; k++) {
@@ -100,8 +127,24 @@ cz_tensor *cz_cat(cz_graph *g, cz_tensor *const *xs, int n)
 
 /* --- add --- */
 
+/* Element by element, so any layout: fp32 ones alike, bf16 (inference)
+ * through fp32. */
+static void add_forward_bf16(const cz_node *node)
+{
+    const uint16_t *a = (const uint16_t *)node->in[0]->data, *b = (const uint16_t *)node->in[1]->data;
+    uint16_t *y = (uint16_t *)node->out->data;
+    int64_t n = cz_numel(node->out);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++)
+        y[i] = cz_f32_to_bf16(cz_bf16_to_f32(a[i]) + cz_bf16_to_f32(b[i]));
+}
+
 static void add_forward(cz_graph *g, cz_node *node)
 {
+    if (node->out->layout == CZ_LAYOUT_NHWC_BF16) {
+        add_forward_bf16(node);
+        return;
+    }
     const float *a = node->in[0]->data, *b = node->in[1]->data;
     float *y = node->out->data;
     int64_t n = cz_numel(node->out);
@@ -126,7 +169,7 @@ static void add_backward(cz_graph *g, cz_node *node)
     }
 }
 
-static const cz_op add_op = {"add", NULL, add_forward, add_backward, NULL, CZ_OP_PLAIN};
+static const cz_op add_op = {"add", NULL, add_forward, add_backward, NULL, CZ_OP_ONE_LAYOUT};
 
 cz_tensor *cz_add(cz_graph *g, cz_tensor *a, cz_tensor *b)
 {
@@ -204,8 +247,11 @@ static void dropout_backward(cz_graph *g, cz_node *node)
         dx[i] += mask[i] ? dy[i] * scale : 0.0f;
 }
 
+/* A node only in training graphs, whose channels-last tensors are fp32:
+ * element by element, any layout (the mask is drawn per element in memory
+ * order). */
 static const cz_op dropout_op = {"dropout", dropout_plan, dropout_forward, dropout_backward,
-                                 dropout_destroy, CZ_OP_PLAIN};
+                                 dropout_destroy, CZ_OP_ONE_LAYOUT};
 
 cz_tensor *cz_dropout(cz_graph *g, cz_tensor *x, float p)
 {

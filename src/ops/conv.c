@@ -60,8 +60,10 @@ typedef struct {
     dnnl_dims_t strides, dilates, pad_l, pad_r;
 } conv_descs;
 
-/* With as_stored, channels-last tensors are described as they are stored;
- * otherwise every layout is left to oneDNN. */
+/* With as_stored, a channels-last tensor is given to the primitive in its
+ * layout (NHWC), in the data type the primitive computes in (a training
+ * graph's fp32 channels-last input of a bf16 convolution is converted, not
+ * reordered); otherwise every layout is left to oneDNN. */
 static conv_descs make_descs(cz_graph *g, const cz_node *node, const conv_state *s, bool as_stored)
 {
     const cz_tensor *x = node->in[0], *w = node->in[1], *y = node->out;
@@ -72,25 +74,29 @@ static conv_descs make_descs(cz_graph *g, const cz_node *node, const conv_state 
     /* oneDNN always wants weights as [OC, IC, KH, KW] of the operation. */
     int64_t w_dims[4] = {s->transposed ? w->c : w->n, s->transposed ? w->n : w->c, w->h, w->w};
     int64_t b_dims[1] = {y->c};
-    conv_descs d;
-    d.src = as_stored && x->layout != CZ_LAYOUT_NCHW_F32
-                ? cz_dnnl_tensor_md(x)
-                : cz_dnnl_md(4, x_dims, low, dnnl_format_tag_any);
-    d.weights = cz_dnnl_md(4, w_dims, low, dnnl_format_tag_any);
-    d.bias = cz_dnnl_md(1, b_dims, dnnl_f32, dnnl_x);
+    dnnl_format_tag_t x_tag = as_stored && x->layout != CZ_LAYOUT_NCHW_F32 ? dnnl_nhwc : dnnl_format_tag_any;
+    dnnl_format_tag_t y_tag = as_stored && y->layout != CZ_LAYOUT_NCHW_F32 ? dnnl_nhwc : dnnl_format_tag_any;
     /* oneDNN 2.6's AMX brgemm kernels, generated for a bf16 output of a
      * few channels (4 in tests/test_fuse.c's small decoders), read past
      * the end of a table (an ASan SEGV inside dnnl_primitive_create, one
      * run in ten): such an output is written in fp32 and converted. */
-    bool bf16_tail = y->layout == CZ_LAYOUT_NHWC_BF16 && y->c % 16 != 0;
-    d.dst = as_stored && bf16_tail ? cz_dnnl_md(4, y_dims, dnnl_f32, dnnl_nhwc)
-            : as_stored && y->layout != CZ_LAYOUT_NCHW_F32
-                ? cz_dnnl_tensor_md(y)
-                : cz_dnnl_md(4, y_dims, dnnl_f32, dnnl_format_tag_any);
-    d.diff_src = cz_dnnl_md(4, x_dims, dnnl_f32, dnnl_format_tag_any);
+    bool bf16_out = y->layout == CZ_LAYOUT_NHWC_BF16 && y->c % 16 == 0 && y_tag == dnnl_nhwc;
+    conv_descs d;
+    d.src = cz_dnnl_md(4, x_dims, low, x_tag);
+    d.weights = cz_dnnl_md(4, w_dims, low, dnnl_format_tag_any);
+    d.bias = cz_dnnl_md(1, b_dims, dnnl_f32, dnnl_x);
+    d.dst = cz_dnnl_md(4, y_dims, bf16_out ? dnnl_bf16 : dnnl_f32, y_tag);
+    /* oneDNN 2.6's jit_1x1 backward data of a strided 1x1 convolution on
+     * nhwc ("reduce to unit stride") corrupts the heap (test_models'
+     * classifiers, 8 input channels; found by checking the heap after every
+     * node's backward): its gradients go through oneDNN's own layouts. */
+    bool strided_1x1 = s->stride > 1 && w->h == 1 && w->w == 1 && !s->transposed;
+    dnnl_format_tag_t dx_tag = strided_1x1 ? dnnl_format_tag_any : x_tag;
+    dnnl_format_tag_t dy_tag = strided_1x1 ? dnnl_format_tag_any : y_tag;
+    d.diff_src = cz_dnnl_md(4, x_dims, dnnl_f32, dx_tag);
     d.diff_weights = cz_dnnl_md(4, w_dims, dnnl_f32, dnnl_format_tag_any);
     d.diff_bias = d.bias;
-    d.diff_dst = cz_dnnl_md(4, y_dims, low, dnnl_format_tag_any);
+    d.diff_dst = cz_dnnl_md(4, y_dims, low, dy_tag);
     for (int i = 0; i < 2; i++) {
         d.strides[i] = s->stride;
         d.dilates[i] = s->dilation - 1; /* oneDNN counts the gaps */

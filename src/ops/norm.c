@@ -1,7 +1,8 @@
 /* batch_norm2d on oneDNN.
  *
- * Data stays plain NCHW fp32 in every precision (normalisation statistics are
- * always fp32), so the primitives read and write our tensors in place; the
+ * Data is fp32 in every precision (normalisation statistics are always
+ * fp32), plain or channels-last, which the primitives read and write in
+ * place (an output stored otherwise than the input is converted); the
  * per-channel statistics, scale and shift are 1-D [C] memories over our own
  * buffers. Two ways to normalise:
  *   - batch statistics (a training graph): oneDNN computes the batch mean and
@@ -132,6 +133,7 @@ static void bn_forward(cz_graph *g, cz_node *node)
                                {DNNL_ARG_SCALE, s->scale.prim},
                                {DNNL_ARG_SHIFT, s->shift.prim}};
     cz_dnnl_run(g, s->fwd, s->affine ? 6 : 4, args);
+    cz_mirror_sync(g, &s->dst); /* an output stored otherwise than the input */
     if (s->running_stats || cz_graph_status(g) != CZ_OK)
         return;
     /* PyTorch's update: the running variance takes the unbiased estimate. */
@@ -173,7 +175,7 @@ static void bn_backward(cz_graph *g, cz_node *node)
 }
 
 static const cz_op bn_op = {"batch_norm2d", bn_plan, bn_forward, bn_backward, bn_destroy,
-                           CZ_OP_PLAIN};
+                           CZ_OP_ANY_LAYOUT};
 
 cz_tensor *cz_batch_norm2d(cz_graph *g, cz_tensor *x, cz_tensor *weight, cz_tensor *bias,
                            cz_tensor *running_mean, cz_tensor *running_var,

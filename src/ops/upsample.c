@@ -129,6 +129,25 @@ static void upsample_forward(cz_graph *g, cz_node *node)
         }
 }
 
+/* Nearest, channels last (fp32, training): each input pixel gathers its
+ * scale x scale block of output gradients, channel by channel. */
+static void nearest_backward_channels_last(cz_tensor *xt, const cz_tensor *yt, int64_t scale)
+{
+    int64_t C = xt->c, H = xt->h, W = xt->w, OH = yt->h, OW = yt->w;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t b = 0; b < xt->n; b++)
+        for (int64_t iy = 0; iy < H; iy++)
+            for (int64_t ix = 0; ix < W; ix++) {
+                float *dx = xt->grad + ((b * H + iy) * W + ix) * C;
+                for (int64_t a = 0; a < scale; a++)
+                    for (int64_t e = 0; e < scale; e++) {
+                        const float *dy = yt->grad + ((b * OH + iy * scale + a) * OW + ix * scale + e) * C;
+                        for (int64_t c = 0; c < C; c++)
+                            dx[c] += dy[c];
+                    }
+            }
+}
+
 static void upsample_backward(cz_graph *g, cz_node *node)
 {
     const upsample_state *s = node->state;
@@ -140,6 +159,10 @@ static void upsample_backward(cz_graph *g, cz_node *node)
     int64_t scale = s->scale;
     float *dx = xt->grad;
     const float *dy = yt->grad;
+    if (yt->layout != CZ_LAYOUT_NCHW_F32) {
+        nearest_backward_channels_last(xt, yt, scale); /* only nearest is given one */
+        return;
+    }
     if (s->mode == CZ_UPSAMPLE_NEAREST) {
         /* Each input cell gathers its own scale x scale block: no overlap. */
 #pragma omp parallel for collapse(2) schedule(static)
