@@ -177,65 +177,91 @@ static bool is_reference(const_dnnl_primitive_desc_t pd)
            impl && strncmp(impl, "ref", 3) == 0;
 }
 
+typedef enum { FORWARD, BACKWARD_DATA, BACKWARD_WEIGHTS } conv_pass;
+
+/* A primitive descriptor (not the primitive) of a pass for descriptors d;
+ * backward ones take the forward's as their hint. */
+static cz_status pass_pd(cz_graph *g, const cz_node *node, const conv_state *s, conv_pass pass,
+                         const conv_descs *d, const_dnnl_primitive_desc_t hint,
+                         dnnl_primitive_desc_t *pd)
+{
+    if (pass == FORWARD)
+        return forward_pd(g, node, s, d, pd);
+    dnnl_alg_kind_t alg = s->transposed ? dnnl_deconvolution_direct : dnnl_convolution_direct;
+    const dnnl_memory_desc_t *diff_bias = s->bias_at >= 0 ? &d->diff_bias : NULL;
+    union {
+        dnnl_convolution_desc_t conv;
+        dnnl_deconvolution_desc_t deconv;
+    } desc;
+    dnnl_status_t ds;
+    if (pass == BACKWARD_DATA)
+        ds = s->transposed
+                 ? dnnl_dilated_deconvolution_backward_data_desc_init(&desc.deconv, alg, &d->diff_src, &d->weights,
+                                                                      &d->diff_dst, d->strides, d->dilates, d->pad_l, d->pad_r)
+                 : dnnl_dilated_convolution_backward_data_desc_init(&desc.conv, alg, &d->diff_src, &d->weights,
+                                                                    &d->diff_dst, d->strides, d->dilates, d->pad_l, d->pad_r);
+    else
+        ds = s->transposed
+                 ? dnnl_dilated_deconvolution_backward_weights_desc_init(&desc.deconv, alg, &d->src, &d->diff_weights,
+                                                                         diff_bias, &d->diff_dst,
+                                                                         d->strides, d->dilates, d->pad_l, d->pad_r)
+                 : dnnl_dilated_convolution_backward_weights_desc_init(&desc.conv, alg, &d->src, &d->diff_weights,
+                                                                       diff_bias, &d->diff_dst,
+                                                                       d->strides, d->dilates, d->pad_l, d->pad_r);
+    const char *what = pass == BACKWARD_DATA ? "convolution backward data" : "convolution backward weights";
+    cz_status st = cz_dnnl_check(ds, what);
+    if (st == CZ_OK)
+        st = cz_dnnl_create(pd, NULL, &desc, NULL, hint, what);
+    return st;
+}
+
+/* The primitive of a pass, on channels-last tensors as they are stored, or
+ * where oneDNN 2.6 has only its reference kernel for that (an fp32
+ * transposed convolution to 2 channels, 6 ms in unet's inference; fp32
+ * backward weights of a few small convolutions, 14 of 17 s of a
+ * resnet50-paper GAN step) and has a real one for layouts of its own
+ * choosing, on those: converting costs less. */
+static cz_status pass_primitive(cz_graph *g, const cz_node *node, const conv_state *s,
+                                conv_pass pass, const_dnnl_primitive_desc_t hint,
+                                dnnl_primitive_desc_t *pd, dnnl_primitive_t *prim)
+{
+    conv_descs d = make_descs(g, node, s, true);
+    cz_status st = pass_pd(g, node, s, pass, &d, hint, pd);
+    if (st == CZ_OK && is_reference(*pd)) {
+        conv_descs chosen = make_descs(g, node, s, false);
+        dnnl_primitive_desc_t other = NULL;
+        if (pass_pd(g, node, s, pass, &chosen, hint, &other) == CZ_OK && !is_reference(other)) {
+            dnnl_primitive_desc_destroy(*pd);
+            *pd = other;
+        } else {
+            dnnl_primitive_desc_destroy(other);
+        }
+    }
+    if (st == CZ_OK)
+        st = cz_dnnl_check(dnnl_primitive_create(prim, *pd), "convolution primitive");
+    return st;
+}
+
 static cz_status conv_plan(cz_graph *g, cz_node *node)
 {
     conv_state *s = node->state;
     cz_tensor *x = node->in[0], *w = node->in[1], *b = input_at(node, s->bias_at);
     cz_tensor *y = node->out;
     int64_t w_dims[4] = {s->transposed ? w->c : w->n, s->transposed ? w->n : w->c, w->h, w->w};
-    conv_descs d = make_descs(g, node, s, true);
     /* PyTorch stores transposed-conv weights [IC, OC, KH, KW]: iohw. */
-    cz_weighted_layouts ours = {.x = cz_dnnl_tensor_md(x), .y = cz_dnnl_tensor_md(y), .b = d.bias,
+    cz_weighted_layouts ours = {.x = cz_dnnl_tensor_md(x), .y = cz_dnnl_tensor_md(y),
+                                .b = make_descs(g, node, s, true).bias,
                                 .w = cz_dnnl_md(4, w_dims, dnnl_f32, s->transposed ? dnnl_iohw : dnnl_oihw)};
     cz_weighted *p = &s->p;
     bool training = cz_graph_training(g);
-    dnnl_alg_kind_t alg = s->transposed ? dnnl_deconvolution_direct : dnnl_convolution_direct;
-    cz_status st = forward_pd(g, node, s, &d, &p->fwd_pd);
-    /* oneDNN 2.6 has no fast kernel for a few shapes on channels-last data
-     * (an fp32 transposed convolution to 2 channels runs its reference
-     * one, 6 ms in unet): there, converting costs less. */
-    if (st == CZ_OK && is_reference(p->fwd_pd)) {
-        conv_descs chosen = make_descs(g, node, s, false);
-        dnnl_primitive_desc_t other = NULL;
-        if (forward_pd(g, node, s, &chosen, &other) == CZ_OK && !is_reference(other)) {
-            dnnl_primitive_desc_destroy(p->fwd_pd);
-            p->fwd_pd = other;
-            d = chosen;
-        } else {
-            dnnl_primitive_desc_destroy(other);
-        }
-    }
-    if (st == CZ_OK)
-        st = cz_dnnl_check(dnnl_primitive_create(&p->fwd, p->fwd_pd), "convolution forward");
+    cz_status st = pass_primitive(g, node, s, FORWARD, NULL, &p->fwd_pd, &p->fwd);
+    if (st == CZ_OK && training && x->may_need_grad)
+        st = pass_primitive(g, node, s, BACKWARD_DATA, p->fwd_pd, &p->bwd_data_pd, &p->bwd_data);
+    if (st == CZ_OK && training && (w->may_need_grad || (b && b->may_need_grad)))
+        st = pass_primitive(g, node, s, BACKWARD_WEIGHTS, p->fwd_pd, &p->bwd_weights_pd,
+                            &p->bwd_weights);
     if (st != CZ_OK)
         return st;
-    union {
-        dnnl_convolution_desc_t conv;
-        dnnl_deconvolution_desc_t deconv;
-    } desc;
-    dnnl_status_t ds;
-    if (training && x->may_need_grad) {
-        ds = s->transposed
-                 ? dnnl_dilated_deconvolution_backward_data_desc_init(&desc.deconv, alg, &d.diff_src, &d.weights,
-                                                                      &d.diff_dst, d.strides, d.dilates, d.pad_l, d.pad_r)
-                 : dnnl_dilated_convolution_backward_data_desc_init(&desc.conv, alg, &d.diff_src, &d.weights,
-                                                                    &d.diff_dst, d.strides, d.dilates, d.pad_l, d.pad_r);
-        if ((st = cz_dnnl_check(ds, "convolution backward-data descriptor")) != CZ_OK ||
-            (st = cz_dnnl_create(&p->bwd_data_pd, &p->bwd_data, &desc, NULL, p->fwd_pd, "convolution backward data")) != CZ_OK)
-            return st;
-    }
-    if (training && (w->may_need_grad || (b && b->may_need_grad))) {
-        ds = s->transposed
-                 ? dnnl_dilated_deconvolution_backward_weights_desc_init(&desc.deconv, alg, &d.src, &d.diff_weights,
-                                                                         b ? &d.diff_bias : NULL, &d.diff_dst,
-                                                                         d.strides, d.dilates, d.pad_l, d.pad_r)
-                 : dnnl_dilated_convolution_backward_weights_desc_init(&desc.conv, alg, &d.src, &d.diff_weights,
-                                                                       b ? &d.diff_bias : NULL, &d.diff_dst,
-                                                                       d.strides, d.dilates, d.pad_l, d.pad_r);
-        if ((st = cz_dnnl_check(ds, "convolution backward-weights descriptor")) != CZ_OK ||
-            (st = cz_dnnl_create(&p->bwd_weights_pd, &p->bwd_weights, &desc, NULL, p->fwd_pd, "convolution backward weights")) != CZ_OK)
-            return st;
-    }
     if (s->fold) {
         p->fold_scale = s->scale;
         p->fold_bias = s->bias;
