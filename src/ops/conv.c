@@ -249,8 +249,9 @@ static cz_status conv_plan(cz_graph *g, cz_node *node)
     cz_tensor *y = node->out;
     int64_t w_dims[4] = {s->transposed ? w->c : w->n, s->transposed ? w->n : w->c, w->h, w->w};
     /* PyTorch stores transposed-conv weights [IC, OC, KH, KW]: iohw. */
+    int64_t oc = y->c;
     cz_weighted_layouts ours = {.x = cz_dnnl_tensor_md(x), .y = cz_dnnl_tensor_md(y),
-                                .b = make_descs(g, node, s, true).bias,
+                                .b = cz_dnnl_md(1, &oc, dnnl_f32, dnnl_x),
                                 .w = cz_dnnl_md(4, w_dims, dnnl_f32, s->transposed ? dnnl_iohw : dnnl_oihw)};
     cz_weighted *p = &s->p;
     bool training = cz_graph_training(g);
