@@ -2,8 +2,8 @@
  * bf16 in bf16 inference graphs that fuse) where the op writing it and
  * every op reading it take that layout. One small network with every
  * op that takes it (fused convolutions with a residual, max pooling,
- * nearest upsampling, concatenation, relu, a plain convolution) runs fused
- * and unfused, in fp32 and bf16:
+ * nearest upsampling, concatenation, relu, add, leaky_relu, a plain
+ * convolution) runs fused and unfused, in fp32 and bf16:
  *   - the layouts are the ones the rule gives: channels-last inside, plain
  *     for the input and the output;
  *   - a plain-only reader (tanh) of one tensor makes it plain, and
@@ -96,11 +96,13 @@ static bool net_build(net *nt, cz_precision precision, bool fused, bool plain_re
     nt->p = cz_max_pool2d(g, nt->a, 3, 2, 1);
     nt->b0 = conv_bn(g, "b0", nt->p, nt->p, CZ_ACT_RELU, fused);
     nt->b1 = conv_bn(g, "b1", nt->b0, nt->b0, CZ_ACT_RELU, fused);
-    nt->b = conv_bn(g, "b", nt->b1, nt->p, CZ_ACT_RELU, fused);
+    /* No activation: negative values reach leaky_relu below. */
+    nt->b = conv_bn(g, "b", nt->b1, nt->p, CZ_ACT_NONE, fused);
     nt->u = cz_upsample(g, nt->b, 2, CZ_UPSAMPLE_NEAREST);
     cz_tensor *both[2] = {nt->u, nt->a};
     nt->c = cz_cat(g, both, 2);
-    nt->r = cz_relu(g, nt->c);
+    /* relu, add and leaky_relu standalone (bf16 loops of their own). */
+    nt->r = cz_leaky_relu(g, cz_add(g, cz_relu(g, nt->c), nt->c), 0.2f);
     nt->y = cz_conv2d(g, nt->r, param(g, "out.w", 2, 2 * WIDTH, 3), param(g, "out.b", 2, 0, 0),
                       1, 1, 1);
     if (plain_reader)

@@ -345,8 +345,8 @@ static float **memory_of(cz_tensor *t, region r) { return r == VALUES ? &t->data
  * gradients are always fp32. */
 static size_t floats_of(const cz_tensor *t, region r)
 {
-    int64_t n = cz_numel(t);
-    return padded(r == VALUES && t->layout == CZ_LAYOUT_NHWC_BF16 ? (n + 1) / 2 : n);
+    size_t bytes = (size_t)cz_numel(t) * (r == VALUES ? cz_value_size(t) : sizeof(float));
+    return padded((int64_t)((bytes + sizeof(float) - 1) / sizeof(float)));
 }
 
 /* The tensor whose memory t's values take (cz_graph_may_overwrite), or

@@ -108,6 +108,11 @@ typedef struct cz_tensor {
 } cz_tensor;
 
 static inline int64_t cz_numel(const cz_tensor *t) { return t->n * t->c * t->h * t->w; }
+/* Bytes of one of t's values in its layout (2 for bf16, else 4). */
+static inline size_t cz_value_size(const cz_tensor *t)
+{
+    return t->layout == CZ_LAYOUT_NHWC_BF16 ? 2 : sizeof(float);
+}
 
 typedef struct cz_graph cz_graph;
 typedef struct cz_node cz_node;

@@ -13,7 +13,7 @@
 static void cat_forward_channels_last(const cz_node *node)
 {
     const cz_tensor *y = node->out;
-    size_t size = y->layout == CZ_LAYOUT_NHWC_BF16 ? sizeof(uint16_t) : sizeof(float);
+    size_t size = cz_value_size(y);
     int64_t pixels = y->n * y->h * y->w;
     size_t y_pixel = (size_t)y->c * size;
 #pragma omp parallel for schedule(static)

@@ -14,8 +14,9 @@
  * inference weight reorder, only when the parameters have changed; the
  * factors and the folded bias are computed just before it. A residual is
  * copied into the output's memory (no copy where the plan puts the output
- * in the residual's memory), and a sum post-op adds the convolution to it (oneDNN 2.6's brgemm kernels take a sum post-op, not a binary add
- * of a whole tensor, which runs 2x slower kernels). */
+ * in the residual's memory), and a sum post-op adds the convolution to it
+ * (oneDNN 2.6's brgemm kernels take a sum post-op, not a binary add of a
+ * whole tensor, which runs 2x slower kernels). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

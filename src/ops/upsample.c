@@ -76,7 +76,7 @@ static cz_status upsample_plan(cz_graph *g, cz_node *node)
  * pixel's channels. */
 static void nearest_forward_channels_last(const cz_tensor *xt, const cz_tensor *yt, int64_t scale)
 {
-    size_t pixel = (size_t)xt->c * (yt->layout == CZ_LAYOUT_NHWC_BF16 ? sizeof(uint16_t) : sizeof(float));
+    size_t pixel = (size_t)xt->c * cz_value_size(yt);
     int64_t W = xt->w, OH = yt->h, OW = yt->w;
     const char *x = (const char *)xt->data;
     char *y = (char *)yt->data;
