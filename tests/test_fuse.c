@@ -212,9 +212,11 @@ static void run_case(const fuse_case *c)
         const cz_graph *fused = nets[FUSED16].g, *plain = nets[REF32].g;
         same_names(what, fused, plain);
         same_names(what, fused, training.g);
-        int bn = count_ops(plain, "batch_norm2d");
+        /* Unfused graphs fuse a ReLU into the batch norm or the add before it. */
+        int bn = count_ops(plain, "batch_norm2d") + count_ops(plain, "batch_norm2d_relu");
         int convs = count_ops(fused, "conv2d_fused") + count_ops(fused, "conv_transpose2d_fused");
-        int acts = count_ops(plain, "relu") + count_ops(plain, "leaky_relu");
+        int acts = count_ops(plain, "relu") + count_ops(plain, "leaky_relu") +
+                   count_ops(plain, "batch_norm2d_relu") + count_ops(plain, "add_relu");
         int left = count_ops(fused, "relu") + count_ops(fused, "leaky_relu");
         CHECK(bn > 0 && count_ops(fused, "batch_norm2d") == 0 && convs >= bn && left < acts,
               "%s: bf16 fused graph has %d of %d batch norms and %d of %d activations left, %d "

@@ -377,8 +377,11 @@ static cz_status plan_region(cz_graph *g, region r, float **base, size_t *n_own)
         cz_tensor *t = g->tensors[i];
         if (!in_region(t, r))
             continue;
-        if (r == GRADIENTS)
+        if (r == GRADIENTS) {
             t->shared_grad = shared_in(g, t, r);
+            t->grad_written = t->shared_grad && t->consumers == 1 &&
+                              g->nodes[t->last_consumer].op->writes_grads;
+        }
         if (overwritten(g, t, r)) {
             const cz_tensor *root = t;
             while (overwritten(g, root, r))
@@ -584,7 +587,7 @@ cz_status cz_graph_backward(cz_graph *g)
         cz_node *node = &g->nodes[i];
         for (int j = 0; j < node->n_in; j++) {
             cz_tensor *x = node->in[j];
-            if (x->shared_grad && x->last_consumer == i)
+            if (x->shared_grad && !x->grad_written && x->last_consumer == i)
                 memset(x->grad, 0, (size_t)cz_numel(x) * sizeof(float));
         }
         if (node->out->needs_grad && node->op->backward)

@@ -28,7 +28,9 @@
  * backward of its producer); a training graph's values stay, for backward.
  * Inputs, tensors nothing consumes (outputs, losses) and those given to
  * cz_graph_keep have memory of their own, gradients cleared by each
- * forward.
+ * forward. A shared gradient with a single contribution (one consumer,
+ * whose op writes_grads) is written by it rather than cleared and added to:
+ * grad_written.
  *
  * Parameters are laid out in one flat array: trainable ones first, then frozen
  * ones, then buffers (BatchNorm running statistics). param_grad covers exactly
@@ -103,6 +105,8 @@ typedef struct cz_tensor {
     bool kept;            /* cz_graph_keep */
     struct cz_tensor *overwrites; /* cz_graph_may_overwrite */
     bool shared_grad;     /* planned: its gradient memory is shared by liveness */
+    bool grad_written;    /* planned: its one consumer's backward writes its gradient
+                             (cz_op.writes_grads) instead of adding to a cleared one */
     cz_init init;
     float init_scale;
 } cz_tensor;
@@ -133,7 +137,30 @@ typedef struct cz_op {
     void (*backward)(cz_graph *g, cz_node *node);     /* may be NULL: no grad */
     void (*destroy)(void *state);                     /* may be NULL: free() */
     cz_op_layouts layouts;
+    /* Backward writes the gradient of an input that has grad_written, and
+     * adds to the others'. Then a gradient with one contribution is never
+     * cleared and read back: a pass less over it, and a oneDNN primitive
+     * writes it in place. Ops without it add to every input's gradient. */
+    bool writes_grads;
 } cz_op;
+
+/* For a backward loop over an input's gradient: x->grad[i] = value, or
+ * += value, as the plan says (grad_written); i is the loop index, value an
+ * expression in it. */
+#define CZ_GRAD_LOOP(x, n, i, value)                                        \
+    do {                                                                    \
+        float *grad_ = (x)->grad;                                           \
+        int64_t n_ = (n);                                                   \
+        if ((x)->grad_written) {                                            \
+            _Pragma("omp parallel for simd schedule(static)")               \
+            for (int64_t i = 0; i < n_; i++)                                \
+                grad_[i] = (value);                                         \
+        } else {                                                            \
+            _Pragma("omp parallel for simd schedule(static)")               \
+            for (int64_t i = 0; i < n_; i++)                                \
+                grad_[i] += (value);                                        \
+        }                                                                   \
+    } while (0)
 
 #define CZ_MAX_INPUTS 8
 

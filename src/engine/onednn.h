@@ -41,6 +41,13 @@ typedef enum {
     CZ_MIRROR_ACCUMULATE, /* primitive -> user, adding (gradients) */
 } cz_mirror_dir;
 
+/* How a backward primitive's gradient of input x reaches x->grad: written
+ * where it is the only contribution (cz_tensor.grad_written), else added. */
+static inline cz_mirror_dir cz_mirror_grad_dir(const cz_tensor *x)
+{
+    return x->grad_written ? CZ_MIRROR_OUT : CZ_MIRROR_ACCUMULATE;
+}
+
 /* A user buffer (plain layout, fp32) seen through the descriptor a primitive
  * asked for. When the two agree and nothing is accumulated, the primitive
  * works on the user buffer directly and sync is a no-op. With user_data NULL

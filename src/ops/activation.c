@@ -104,40 +104,23 @@ static void act_backward(cz_graph *g, cz_node *node)
     if (!xt->needs_grad)
         return;
     const float *x = xt->data, *y = node->out->data, *dy = node->out->grad;
-    float *dx = xt->grad;
     int64_t n = cz_numel(node->out);
     float slope = s->slope;
     switch (s->kind) {
-    case ACT_RELU:
-#pragma omp parallel for simd schedule(static)
-        for (int64_t i = 0; i < n; i++)
-            dx[i] += x[i] <= 0.0f ? 0.0f : dy[i];
-        break;
-    case ACT_LEAKY_RELU:
-#pragma omp parallel for simd schedule(static)
-        for (int64_t i = 0; i < n; i++)
-            dx[i] += x[i] > 0.0f ? dy[i] : dy[i] * slope;
-        break;
-    case ACT_TANH:
-#pragma omp parallel for simd schedule(static)
-        for (int64_t i = 0; i < n; i++)
-            dx[i] += dy[i] * (1.0f - y[i] * y[i]);
-        break;
-    case ACT_SIGMOID:
-#pragma omp parallel for simd schedule(static)
-        for (int64_t i = 0; i < n; i++)
-            dx[i] += dy[i] * y[i] * (1.0f - y[i]);
-        break;
+    case ACT_RELU: CZ_GRAD_LOOP(xt, n, i, x[i] <= 0.0f ? 0.0f : dy[i]); break;
+    case ACT_LEAKY_RELU: CZ_GRAD_LOOP(xt, n, i, x[i] > 0.0f ? dy[i] : dy[i] * slope); break;
+    case ACT_TANH: CZ_GRAD_LOOP(xt, n, i, dy[i] * (1.0f - y[i] * y[i])); break;
+    case ACT_SIGMOID: CZ_GRAD_LOOP(xt, n, i, dy[i] * y[i] * (1.0f - y[i])); break;
     }
 }
 
 static const cz_op act_ops[] = {
     /* Element by element, relu and leaky_relu read and write any layout
      * (fp32 ones alike, bf16 with loops of their own). */
-    [ACT_RELU] = {"relu", NULL, act_forward, act_backward, NULL, CZ_OP_ONE_LAYOUT},
-    [ACT_LEAKY_RELU] = {"leaky_relu", NULL, act_forward, act_backward, NULL, CZ_OP_ONE_LAYOUT},
-    [ACT_TANH] = {"tanh", NULL, act_forward, act_backward, NULL, CZ_OP_PLAIN},
-    [ACT_SIGMOID] = {"sigmoid", NULL, act_forward, act_backward, NULL, CZ_OP_PLAIN},
+    [ACT_RELU] = {"relu", NULL, act_forward, act_backward, NULL, CZ_OP_ONE_LAYOUT, true},
+    [ACT_LEAKY_RELU] = {"leaky_relu", NULL, act_forward, act_backward, NULL, CZ_OP_ONE_LAYOUT, true},
+    [ACT_TANH] = {"tanh", NULL, act_forward, act_backward, NULL, CZ_OP_PLAIN, true},
+    [ACT_SIGMOID] = {"sigmoid", NULL, act_forward, act_backward, NULL, CZ_OP_PLAIN, true},
 };
 
 static cz_tensor *build(cz_graph *g, cz_tensor *x, act_kind kind, float slope)

@@ -98,7 +98,7 @@ static void cat_backward(cz_graph *g, cz_node *node)
     }
 }
 
-static const cz_op cat_op = {"cat", NULL, cat_forward, cat_backward, NULL, CZ_OP_ONE_LAYOUT};
+static const cz_op cat_op = {"cat", NULL, cat_forward, cat_backward, NULL, CZ_OP_ONE_LAYOUT, false};
 
 cz_tensor *cz_cat(cz_graph *g, cz_tensor *const *xs, int n)
 {
@@ -125,64 +125,89 @@ cz_tensor *cz_cat(cz_graph *g, cz_tensor *const *xs, int n)
     return cz_graph_node(g, &cat_op, xs, n, xs[0]->n, C, xs[0]->h, xs[0]->w, NULL);
 }
 
-/* --- add --- */
+/* --- add, and add_relu: relu(a + b) --- */
+
+static const cz_op add_op, add_relu_op;
 
 /* Element by element, so any layout: fp32 ones alike, bf16 (inference)
  * through fp32. */
-static void add_forward_bf16(const cz_node *node)
+static void add_forward_bf16(const cz_node *node, bool relu)
 {
     const uint16_t *a = (const uint16_t *)node->in[0]->data, *b = (const uint16_t *)node->in[1]->data;
     uint16_t *y = (uint16_t *)node->out->data;
     int64_t n = cz_numel(node->out);
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++)
-        y[i] = cz_f32_to_bf16(cz_bf16_to_f32(a[i]) + cz_bf16_to_f32(b[i]));
+    for (int64_t i = 0; i < n; i++) {
+        float sum = cz_bf16_to_f32(a[i]) + cz_bf16_to_f32(b[i]);
+        y[i] = cz_f32_to_bf16(relu && sum <= 0.0f ? 0.0f : sum);
+    }
 }
 
 static void add_forward(cz_graph *g, cz_node *node)
 {
+    bool relu = node->op == &add_relu_op;
     if (node->out->layout == CZ_LAYOUT_NHWC_BF16) {
-        add_forward_bf16(node);
+        add_forward_bf16(node, relu);
         return;
     }
     const float *a = node->in[0]->data, *b = node->in[1]->data;
     float *y = node->out->data;
     int64_t n = cz_numel(node->out);
+    if (relu) {
 #pragma omp parallel for simd schedule(static)
-    for (int64_t i = 0; i < n; i++)
-        y[i] = a[i] + b[i];
+        for (int64_t i = 0; i < n; i++) {
+            float sum = a[i] + b[i];
+            y[i] = sum <= 0.0f ? 0.0f : sum; /* NaN passes, as relu */
+        }
+    } else {
+#pragma omp parallel for simd schedule(static)
+        for (int64_t i = 0; i < n; i++)
+            y[i] = a[i] + b[i];
+    }
 }
 
 static void add_backward(cz_graph *g, cz_node *node)
 {
-    const float *dy = node->out->grad;
+    const float *y = node->out->data, *dy = node->out->grad;
+    bool relu = node->op == &add_relu_op;
     int64_t n = cz_numel(node->out);
-    /* One input at a time, so cz_add(g, x, x) adds twice, as it should. */
+    /* One input at a time, so cz_add(g, x, x) adds twice, as it should.
+     * relu's output is 0 exactly where its input was <= 0: its mask. */
     for (int k = 0; k < 2; k++) {
         cz_tensor *x = node->in[k];
         if (!x->needs_grad)
             continue;
-        float *dx = x->grad;
-#pragma omp parallel for simd schedule(static)
-        for (int64_t i = 0; i < n; i++)
-            dx[i] += dy[i];
+        if (relu)
+            CZ_GRAD_LOOP(x, n, i, y[i] <= 0.0f ? 0.0f : dy[i]);
+        else
+            CZ_GRAD_LOOP(x, n, i, dy[i]);
     }
 }
 
-static const cz_op add_op = {"add", NULL, add_forward, add_backward, NULL, CZ_OP_ONE_LAYOUT};
+static const cz_op add_op = {"add", NULL, add_forward, add_backward, NULL, CZ_OP_ONE_LAYOUT,
+                             true};
+static const cz_op add_relu_op = {"add_relu", NULL, add_forward, add_backward, NULL,
+                                  CZ_OP_ONE_LAYOUT, true};
 
-cz_tensor *cz_add(cz_graph *g, cz_tensor *a, cz_tensor *b)
+static cz_tensor *build_add(cz_graph *g, const cz_op *op, cz_tensor *a, cz_tensor *b)
 {
     if (!a || !b || cz_graph_status(g) != CZ_OK)
-        return cz_graph_error(g, CZ_ERR_INVALID, "add: missing input");
+        return cz_graph_error(g, CZ_ERR_INVALID, "%s: missing input", op->name);
     if (a->n != b->n || a->c != b->c || a->h != b->h || a->w != b->w)
         return cz_graph_error(g, CZ_ERR_INVALID,
-                              "add: shapes [%lld, %lld, %lld, %lld] and [%lld, %lld, %lld, %lld] "
-                              "differ",
+                              "%s: shapes [%lld, %lld, %lld, %lld] and [%lld, %lld, %lld, %lld] "
+                              "differ", op->name,
                               (long long)a->n, (long long)a->c, (long long)a->h, (long long)a->w,
                               (long long)b->n, (long long)b->c, (long long)b->h, (long long)b->w);
     cz_tensor *in[2] = {a, b};
-    return cz_graph_node(g, &add_op, in, 2, a->n, a->c, a->h, a->w, NULL);
+    return cz_graph_node(g, op, in, 2, a->n, a->c, a->h, a->w, NULL);
+}
+
+cz_tensor *cz_add(cz_graph *g, cz_tensor *a, cz_tensor *b) { return build_add(g, &add_op, a, b); }
+
+cz_tensor *cz_add_relu(cz_graph *g, cz_tensor *a, cz_tensor *b)
+{
+    return build_add(g, &add_relu_op, a, b);
 }
 
 /* --- dropout --- */
@@ -238,20 +263,17 @@ static void dropout_backward(cz_graph *g, cz_node *node)
     if (!x->needs_grad)
         return;
     const float *dy = node->out->grad;
-    float *dx = x->grad;
     int64_t n = cz_numel(node->out);
     const uint8_t *mask = s->mask;
     float scale = s->scale;
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++)
-        dx[i] += mask[i] ? dy[i] * scale : 0.0f;
+    CZ_GRAD_LOOP(x, n, i, mask[i] ? dy[i] * scale : 0.0f);
 }
 
 /* A node only in training graphs, whose channels-last tensors are fp32:
  * element by element, any layout (the mask is drawn per element in memory
  * order). */
 static const cz_op dropout_op = {"dropout", dropout_plan, dropout_forward, dropout_backward,
-                                 dropout_destroy, CZ_OP_ONE_LAYOUT};
+                                 dropout_destroy, CZ_OP_ONE_LAYOUT, true};
 
 cz_tensor *cz_dropout(cz_graph *g, cz_tensor *x, float p)
 {

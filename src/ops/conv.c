@@ -301,13 +301,13 @@ static void conv_backward(cz_graph *g, cz_node *node)
 }
 
 static const cz_op conv_op = {"conv2d", conv_plan, conv_forward, conv_backward, conv_destroy,
-                              CZ_OP_ANY_LAYOUT};
+                              CZ_OP_ANY_LAYOUT, true};
 static const cz_op deconv_op = {"conv_transpose2d", conv_plan, conv_forward, conv_backward,
-                                conv_destroy, CZ_OP_ANY_LAYOUT};
+                                conv_destroy, CZ_OP_ANY_LAYOUT, true};
 static const cz_op fused_conv_op = {"conv2d_fused", conv_plan, conv_forward, NULL, conv_destroy,
-                                    CZ_OP_ANY_LAYOUT};
+                                    CZ_OP_ANY_LAYOUT, false};
 static const cz_op fused_deconv_op = {"conv_transpose2d_fused", conv_plan, conv_forward, NULL,
-                                      conv_destroy, CZ_OP_ANY_LAYOUT};
+                                      conv_destroy, CZ_OP_ANY_LAYOUT, false};
 
 /* Checks a fusion for an output [n, oc, oh, ow]; false after recording an
  * error. */

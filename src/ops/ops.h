@@ -84,6 +84,11 @@ cz_tensor *cz_linear(cz_graph *g, cz_tensor *x, cz_tensor *w, cz_tensor *b);
 cz_tensor *cz_batch_norm2d(cz_graph *g, cz_tensor *x, cz_tensor *weight, cz_tensor *bias,
                            cz_tensor *running_mean, cz_tensor *running_var,
                            float momentum, float eps);
+/* relu(batch_norm2d(...)) as one op, in one pass over the tensor forward
+ * and one backward (oneDNN's fuse_norm_relu). */
+cz_tensor *cz_batch_norm2d_relu(cz_graph *g, cz_tensor *x, cz_tensor *weight, cz_tensor *bias,
+                                cz_tensor *running_mean, cz_tensor *running_var,
+                                float momentum, float eps);
 
 /* --- activation.c --- */
 cz_tensor *cz_relu(cz_graph *g, cz_tensor *x);
@@ -110,6 +115,8 @@ cz_tensor *cz_upsample(cz_graph *g, cz_tensor *x, int scale, cz_upsample_mode mo
 cz_tensor *cz_cat(cz_graph *g, cz_tensor *const *xs, int n);
 /* a + b, same shapes. */
 cz_tensor *cz_add(cz_graph *g, cz_tensor *a, cz_tensor *b);
+/* relu(a + b) in one pass (a ResNet block's end in training graphs). */
+cz_tensor *cz_add_relu(cz_graph *g, cz_tensor *a, cz_tensor *b);
 /* Inverted dropout: in training zeroes each element with probability p and
  * scales the rest by 1/(1-p), masks drawn from the graph's generator. In
  * inference graphs, and with p = 0, the identity: x itself is returned. */

@@ -69,7 +69,7 @@ static cz_status max_pool_plan(cz_graph *g, cz_node *node)
                             "max pooling backward descriptor")) != CZ_OK ||
         (st = cz_dnnl_create(&s->bwd_pd, &s->bwd, &desc, NULL, s->fwd_pd, "max pooling backward")) != CZ_OK ||
         (st = cz_mirror_init_transient(&s->diff_dst, g, &y_md, y->grad, cz_dnnl_arg_md(s->bwd_pd, DNNL_ARG_DIFF_DST), CZ_MIRROR_IN)) != CZ_OK ||
-        (st = cz_mirror_init_transient(&s->diff_src, g, &x_md, x->grad, cz_dnnl_arg_md(s->bwd_pd, DNNL_ARG_DIFF_SRC), CZ_MIRROR_ACCUMULATE)) != CZ_OK)
+        (st = cz_mirror_init_transient(&s->diff_src, g, &x_md, x->grad, cz_dnnl_arg_md(s->bwd_pd, DNNL_ARG_DIFF_SRC), cz_mirror_grad_dir(x))) != CZ_OK)
         return st;
     return CZ_OK;
 }
@@ -100,7 +100,7 @@ static void max_pool_backward(cz_graph *g, cz_node *node)
 
 /* One layout for both: the primitive runs on them as they are. */
 static const cz_op max_pool_op = {"max_pool2d", max_pool_plan, max_pool_forward,
-                                  max_pool_backward, max_pool_destroy, CZ_OP_ONE_LAYOUT};
+                                  max_pool_backward, max_pool_destroy, CZ_OP_ONE_LAYOUT, true};
 
 cz_tensor *cz_max_pool2d(cz_graph *g, cz_tensor *x, int kernel, int stride, int padding)
 {
@@ -161,7 +161,7 @@ static void global_avg_pool_backward(cz_graph *g, cz_node *node)
 }
 
 static const cz_op global_avg_pool_op = {"global_avg_pool", NULL, global_avg_pool_forward,
-                                         global_avg_pool_backward, NULL, CZ_OP_PLAIN};
+                                         global_avg_pool_backward, NULL, CZ_OP_PLAIN, false};
 
 cz_tensor *cz_global_avg_pool(cz_graph *g, cz_tensor *x)
 {

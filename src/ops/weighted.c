@@ -29,7 +29,7 @@ cz_status cz_weighted_bind(cz_graph *g, cz_weighted *p, const cz_node *node, con
     if (p->bwd_data_pd &&
         ((st = cz_mirror_init_transient(&p->bd_diff_dst, g, &ours->y, y->grad, cz_dnnl_arg_md(p->bwd_data_pd, DNNL_ARG_DIFF_DST), CZ_MIRROR_IN)) != CZ_OK ||
          (st = cz_mirror_init_shared(&p->bd_weights, &p->weights, g, &ours->w, w->data, cz_dnnl_arg_md(p->bwd_data_pd, DNNL_ARG_WEIGHTS), CZ_MIRROR_IN)) != CZ_OK ||
-         (st = cz_mirror_init_transient(&p->bd_diff_src, g, &ours->x, x->grad, cz_dnnl_arg_md(p->bwd_data_pd, DNNL_ARG_DIFF_SRC), CZ_MIRROR_ACCUMULATE)) != CZ_OK))
+         (st = cz_mirror_init_transient(&p->bd_diff_src, g, &ours->x, x->grad, cz_dnnl_arg_md(p->bwd_data_pd, DNNL_ARG_DIFF_SRC), cz_mirror_grad_dir(x))) != CZ_OK))
         return st;
     if (p->bwd_weights_pd) {
         if ((st = cz_mirror_init_shared(&p->bw_src, &p->src, g, &ours->x, x->data, cz_dnnl_arg_md(p->bwd_weights_pd, DNNL_ARG_SRC), CZ_MIRROR_IN)) != CZ_OK ||
