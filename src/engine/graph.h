@@ -144,6 +144,11 @@ typedef struct cz_op {
     bool writes_grads;
 } cz_op;
 
+/* cond ? a : b with both already computed. Elementwise loops choose this
+ * way so that they vectorise: GCC does not move a load or a multiply out of
+ * one arm of a ?: (it might trap), and leaves such a loop scalar. */
+static inline float cz_select(bool cond, float a, float b) { return cond ? a : b; }
+
 /* For a backward loop over an input's gradient: x->grad[i] = value, or
  * += value, as the plan says (grad_written); i is the loop index, value an
  * expression in it. */

@@ -55,7 +55,7 @@ static void leaky_forward_bf16(const cz_tensor *xt, cz_tensor *yt, float slope)
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) {
         float v = cz_bf16_to_f32(x[i]);
-        y[i] = cz_f32_to_bf16(v > 0.0f ? v : v * slope);
+        y[i] = cz_f32_to_bf16(cz_select(v > 0.0f, v, v * slope));
     }
 }
 
@@ -82,7 +82,7 @@ static void act_forward(cz_graph *g, cz_node *node)
     case ACT_LEAKY_RELU:
 #pragma omp parallel for simd schedule(static)
         for (int64_t i = 0; i < n; i++)
-            y[i] = x[i] > 0.0f ? x[i] : x[i] * slope;
+            y[i] = cz_select(x[i] > 0.0f, x[i], x[i] * slope);
         break;
     case ACT_TANH:
 #pragma omp parallel for schedule(static)
@@ -107,8 +107,10 @@ static void act_backward(cz_graph *g, cz_node *node)
     int64_t n = cz_numel(node->out);
     float slope = s->slope;
     switch (s->kind) {
-    case ACT_RELU: CZ_GRAD_LOOP(xt, n, i, x[i] <= 0.0f ? 0.0f : dy[i]); break;
-    case ACT_LEAKY_RELU: CZ_GRAD_LOOP(xt, n, i, x[i] > 0.0f ? dy[i] : dy[i] * slope); break;
+    case ACT_RELU: CZ_GRAD_LOOP(xt, n, i, cz_select(x[i] <= 0.0f, 0.0f, dy[i])); break;
+    case ACT_LEAKY_RELU:
+        CZ_GRAD_LOOP(xt, n, i, cz_select(x[i] > 0.0f, dy[i], dy[i] * slope));
+        break;
     case ACT_TANH: CZ_GRAD_LOOP(xt, n, i, dy[i] * (1.0f - y[i] * y[i])); break;
     case ACT_SIGMOID: CZ_GRAD_LOOP(xt, n, i, dy[i] * y[i] * (1.0f - y[i])); break;
     }

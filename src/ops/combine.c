@@ -64,6 +64,7 @@ static void cat_backward_channels_last(const cz_node *node)
             for (int64_t i = 0; i < pixels; i++) {
                 float *dx = x->grad + i * Ck;
                 const float *dy = y->grad + i * C + off;
+#pragma omp simd
                 for (int64_t c = 0; c < Ck; c++)
                     dx[c] += dy[c];
             }
@@ -90,6 +91,7 @@ static void cat_backward(cz_graph *g, cz_node *node)
                 for (int64_t c = 0; c < Ck; c++) {
                     float *dx = x->grad + (b * Ck + c) * HW;
                     const float *dy = y->grad + (b * C + off + c) * HW;
+#pragma omp simd
                     for (int64_t i = 0; i < HW; i++)
                         dx[i] += dy[i];
                 }
@@ -178,7 +180,7 @@ static void add_backward(cz_graph *g, cz_node *node)
         if (!x->needs_grad)
             continue;
         if (relu)
-            CZ_GRAD_LOOP(x, n, i, y[i] <= 0.0f ? 0.0f : dy[i]);
+            CZ_GRAD_LOOP(x, n, i, cz_select(y[i] <= 0.0f, 0.0f, dy[i]));
         else
             CZ_GRAD_LOOP(x, n, i, dy[i]);
     }
@@ -253,7 +255,7 @@ static void dropout_forward(cz_graph *g, cz_node *node)
         mask[i] = cz_rng_uniform(rng) >= p;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++)
-        y[i] = mask[i] ? x[i] * scale : 0.0f;
+        y[i] = cz_select(mask[i], x[i] * scale, 0.0f);
 }
 
 static void dropout_backward(cz_graph *g, cz_node *node)
@@ -266,7 +268,7 @@ static void dropout_backward(cz_graph *g, cz_node *node)
     int64_t n = cz_numel(node->out);
     const uint8_t *mask = s->mask;
     float scale = s->scale;
-    CZ_GRAD_LOOP(x, n, i, mask[i] ? dy[i] * scale : 0.0f);
+    CZ_GRAD_LOOP(x, n, i, cz_select(mask[i], dy[i] * scale, 0.0f));
 }
 
 /* A node only in training graphs, whose channels-last tensors are fp32:

@@ -142,6 +142,7 @@ static void nearest_backward_channels_last(cz_tensor *xt, const cz_tensor *yt, i
                 for (int64_t a = 0; a < scale; a++)
                     for (int64_t e = 0; e < scale; e++) {
                         const float *dy = yt->grad + ((b * OH + iy * scale + a) * OW + ix * scale + e) * C;
+#pragma omp simd
                         for (int64_t c = 0; c < C; c++)
                             dx[c] += dy[c];
                     }
