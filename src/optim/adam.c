@@ -53,7 +53,7 @@ cz_status cz_adam_step(cz_adam *a, cz_graph *g)
     float correction2_sqrt = (float)sqrt(1.0 - pow(c.beta2, (double)t));
     float *p = store->data, *grad = store->grad, *m = a->state.m, *v = a->state.v;
     int64_t n = (int64_t)a->state.n;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
     for (int64_t i = 0; i < n; i++) {
         float gi = grad[i] + c.weight_decay * p[i];
         m[i] = m[i] * c.beta1 + (1.0f - c.beta1) * gi;
