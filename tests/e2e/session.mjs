@@ -133,8 +133,11 @@ async function participant(name, query, plan) {
       expect(s.pairHidden && s.srcA === null, `${name}: photos still shown with the question`);
       expect(s.shows === trial + 1, `${name}: ${s.shows} displays for ${trial + 1} trials`);
       // The pair is on screen for the display time: not less, and not
-      // much more (the page hides it on a timer).
-      expect(s.shown >= showMs - 2 && s.shown < showMs + 1500,
+      // much more (the page hides it on a timer). The observer notes the
+      // start a microtask after the page starts its timer, late by as much
+      // as the browser is loaded (96 ms of 100 seen beside a sanitizer
+      // build), so it may read a little short: 10 ms of slack.
+      expect(s.shown >= showMs - 10 && s.shown < showMs + 1500,
              `${name}: pair shown for ${s.shown.toFixed(0)} ms, expected ${showMs}`);
       log.minShownMs = Math.min(log.minShownMs, s.shown);
       log.maxShownMs = Math.max(log.maxShownMs, s.shown);
