@@ -7,7 +7,13 @@
  *   "list"        -> one line per shape: name n ic oc h w k stride padding count
  *   "pass fp32"   -> one timed forward+backward per shape: "name seconds"...,
  *   "pass bf16"      then "end". The first pass of each precision warms up.
- * Running it with ONEDNN_VERBOSE=1 shows which oneDNN kernels ran. */
+ * Running it with ONEDNN_VERBOSE=1 shows which oneDNN kernels ran.
+ *
+ *   conv_resnet50 [--channels-last]
+ * With --channels-last the convolution's input, output and their gradients
+ * are NHWC fp32 (cz_graph_config.channels_last_io), as they are between two
+ * layers of a network; without, plain NCHW, which every call converts. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,9 +66,10 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int build(conv_bench *b, const conv_shape *s, cz_precision precision)
+static int build(conv_bench *b, const conv_shape *s, cz_precision precision, bool channels_last)
 {
-    cz_graph_config cfg = {.training = true, .precision = precision, .seed = 1};
+    cz_graph_config cfg = {.training = true, .precision = precision, .seed = 1,
+                           .channels_last_io = channels_last};
     b->g = cz_graph_create(&cfg);
     /* The stem's input is the image: no gradient wanted there. */
     bool input_grad = strcmp(s->name, "stem_7x7") != 0;
@@ -96,8 +103,13 @@ static double step(conv_bench *b)
     return forward + now() - t0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    bool channels_last = argc > 1 && strcmp(argv[1], "--channels-last") == 0;
+    if (argc > 2 || (argc == 2 && !channels_last)) {
+        fprintf(stderr, "usage: conv_resnet50 [--channels-last]\n");
+        return 2;
+    }
     conv_bench benches[2][N_SHAPES];
     memset(benches, 0, sizeof benches);
     char line[128];
@@ -114,7 +126,7 @@ int main(void)
             int p = strncmp(line + 5, "bf16", 4) == 0;
             for (int i = 0; i < N_SHAPES; i++) {
                 conv_bench *b = &benches[p][i];
-                if (!b->g && build(b, &shapes[i], p ? CZ_BF16 : CZ_FP32) != 0)
+                if (!b->g && build(b, &shapes[i], p ? CZ_BF16 : CZ_FP32, channels_last) != 0)
                     return 1;
                 printf("%s %.6f\n", shapes[i].name, step(b));
             }

@@ -7,10 +7,16 @@ in each of colorize fp32, colorize bf16, PyTorch fp32 and PyTorch bf16
 (autocast), so machine noise hits all of them alike. Prints min and median
 seconds per shape and the ratios against the named baselines.
 
-    OPENBLAS_CORETYPE=SkylakeX /usr/bin/python3 bench/conv_resnet50.py [--repeats 7]
+    OPENBLAS_CORETYPE=SkylakeX /usr/bin/python3 bench/conv_resnet50.py [--repeats 7] [--channels-last]
 
 Baselines: PyTorch fp32 ("torch32"); the bf16 target is against our own fp32.
-With --verbose, the oneDNN kernels colorize ran are listed (ONEDNN_VERBOSE).
+With --verbose, the oneDNN kernels colorize ran are listed (ONEDNN_VERBOSE),
+and the time of the convolution primitives alone, per precision.
+With --channels-last, every convolution's input, output and their gradients
+are NHWC fp32 on both sides (ours: cz_graph_config.channels_last_io;
+PyTorch: torch.channels_last), as between two layers of a network that
+keeps them so (our training graphs do); without, plain NCHW, which each
+call converts to the layouts the kernels want and back.
 """
 import argparse
 import os
@@ -29,11 +35,12 @@ BINARY = os.path.join(ROOT, "build", "release", "bench", "conv_resnet50")
 class Engine:
     """The C side, kept alive so its primitives are created once."""
 
-    def __init__(self, verbose):
+    def __init__(self, verbose, channels_last):
         env = dict(os.environ)
         if verbose:
             env["ONEDNN_VERBOSE"] = "1"
-        self.proc = subprocess.Popen([BINARY], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        argv = [BINARY] + (["--channels-last"] if channels_last else [])
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True, env=env)
 
     def ask(self, command):
@@ -55,20 +62,23 @@ class Engine:
     verbose_lines = []
 
 
-def torch_pass(shapes, state, bf16):
+def torch_pass(shapes, state, bf16, channels_last):
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
     times = {}
     for s in shapes:
         name = s["name"]
         if name not in state:
-            x = torch.rand(s["n"], s["ic"], s["h"], s["w"]) - 0.5
+            x = (torch.rand(s["n"], s["ic"], s["h"], s["w"]) - 0.5).to(memory_format=fmt)
             x.requires_grad_(name != "stem_7x7")
-            w = (torch.randn(s["oc"], s["ic"], s["k"], s["k"]) * 0.02).requires_grad_()
+            w = (torch.randn(s["oc"], s["ic"], s["k"], s["k"]) * 0.02).to(memory_format=fmt)
+            w.requires_grad_()
             b = torch.zeros(s["oc"]).requires_grad_()
             state[name] = (x, w, b)
         x, w, b = state[name]
         oh = (s["h"] + 2 * s["padding"] - s["k"]) // s["stride"] + 1
         ow = (s["w"] + 2 * s["padding"] - s["k"]) // s["stride"] + 1
-        grad = torch.full((s["n"], s["oc"], oh, ow), 1e-3)  # made outside the timing, as ours
+        # made outside the timing, as ours
+        grad = torch.full((s["n"], s["oc"], oh, ow), 1e-3).to(memory_format=fmt)
         t0 = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             y = F.conv2d(x, w, b, stride=s["stride"], padding=s["padding"])
@@ -82,10 +92,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--channels-last", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(2)
 
-    engine = Engine(args.verbose)
+    engine = Engine(args.verbose, args.channels_last)
     shapes = []
     for line in engine.ask("list"):
         f = line.split()
@@ -98,17 +109,18 @@ def main():
     for repeat in range(args.repeats + 1):  # repeat 0 warms everything up
         results = {
             "ours32": {l.split()[0]: float(l.split()[1]) for l in engine.ask("pass fp32")},
-            "torch32": torch_pass(shapes, state32, False),
+            "torch32": torch_pass(shapes, state32, False, args.channels_last),
             "ours16": {l.split()[0]: float(l.split()[1]) for l in engine.ask("pass bf16")},
-            "torch16": torch_pass(shapes, state16, True),
+            "torch16": torch_pass(shapes, state16, True, args.channels_last),
         }
         if repeat > 0:
             for k in kinds:
                 for name, t in results[k].items():
                     samples[k][name].append(t)
 
-    print(f"ResNet50 conv shapes, batch 8, forward+backward, {args.repeats} repeats, "
-          f"2 threads, torch {torch.__version__}; milliseconds as min/median")
+    layout = "channels-last (NHWC)" if args.channels_last else "plain NCHW"
+    print(f"ResNet50 conv shapes, batch 8, forward+backward, {layout} inputs and outputs, "
+          f"{args.repeats} repeats, 2 threads, torch {torch.__version__}; milliseconds as min/median")
     print(f"{'shape':24s} {'ours fp32':>13s} {'ours bf16':>13s} {'torch fp32':>13s} "
           f"{'torch bf16':>13s} {'t32/o32':>8s} {'o32/o16':>8s} {'t16/o16':>8s}")
     totals = {k: [0.0, 0.0] for k in kinds}
@@ -139,6 +151,17 @@ def main():
         print("\noneDNN kernels colorize ran (ONEDNN_VERBOSE):")
         for key, count in sorted(impls.items(), key=lambda kv: -kv[1]):
             print(f"  {count:6d}  {key}")
+        # The ceiling on our bf16 / fp32 ratio: the convolution primitives
+        # alone, without any conversion (every pass, warm-up included).
+        conv_ms = {"fp32": 0.0, "bf16": 0.0}
+        for line in engine.verbose_lines:
+            f = line.split(",")
+            if len(f) > 6 and f[1] == "exec" and f[3] == "convolution":
+                conv_ms["bf16" if "bf16" in f[6] else "fp32"] += float(f[-1])
+        passes = args.repeats + 1
+        print(f"convolution primitives alone, each shape once, per pass: fp32 "
+              f"{conv_ms['fp32'] / passes:.0f} ms, bf16 {conv_ms['bf16'] / passes:.0f} ms "
+              f"(fp32 / bf16 = {conv_ms['fp32'] / max(conv_ms['bf16'], 1e-9):.2f})")
     engine.proc.stdin.close()
     engine.proc.wait()
 

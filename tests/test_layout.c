@@ -14,6 +14,8 @@
  *     is its own input, or is stored in another layout, does not;
  *   - the outputs agree with the unfused graph's (all plain): fp32 within
  *     rounding, bf16 within a few bf16 roundings. */
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -271,6 +273,87 @@ static void training(cz_precision precision)
     cz_graph_free(graphs[1]);
 }
 
+/* v in NCHW order (n, c, h, w) -> NHWC, or back. */
+static void to_nhwc(const float *src, float *dst, const cz_tensor *t, bool back)
+{
+    for (int64_t n = 0; n < t->n; n++)
+        for (int64_t c = 0; c < t->c; c++)
+            for (int64_t p = 0; p < t->h * t->w; p++) {
+                int64_t plain = (n * t->c + c) * t->h * t->w + p;
+                int64_t last = (n * t->h * t->w + p) * t->c + c;
+                if (back)
+                    dst[plain] = src[last];
+                else
+                    dst[last] = src[plain];
+            }
+}
+
+/* cz_graph_config.channels_last_io: a training graph's input and output are
+ * NHWC fp32 and compute what the plain-io graph computes, transposed, the
+ * input's gradient too; and where an op needing one layout meets an fp32
+ * input and a bf16 activation (bf16 inference), both go plain. */
+static void channels_last_io(cz_precision precision)
+{
+    const char *what = precision == CZ_BF16 ? "bf16 channels-last io" : "fp32 channels-last io";
+    cz_graph *graphs[2];
+    cz_tensor *x[2], *y[2];
+    for (int io = 0; io < 2; io++) {
+        cz_graph_config cfg = {.training = true, .precision = precision, .seed = 8,
+                               .channels_last_io = io};
+        cz_graph *g = graphs[io] = cz_graph_create(&cfg);
+        x[io] = cz_graph_input(g, "x", 2, 5, 12, 9, true);
+        cz_tensor *a = conv_bn(g, "a", x[io], NULL, CZ_ACT_RELU, false);
+        y[io] = cz_conv2d(g, a, param(g, "out.w", 3, WIDTH, 3), NULL, 1, 1, 1);
+        CHECK(cz_graph_plan(g) == CZ_OK, "%s: plan: %s", what, cz_last_error());
+        if (cz_graph_status(g) == CZ_OK)
+            prepare(g, x[io]);
+    }
+    if (cz_graph_status(graphs[0]) == CZ_OK && cz_graph_status(graphs[1]) == CZ_OK) {
+        CHECK(x[0]->layout == CZ_LAYOUT_NCHW_F32 && y[0]->layout == CZ_LAYOUT_NCHW_F32 &&
+                  x[1]->layout == CZ_LAYOUT_NHWC_F32 && y[1]->layout == CZ_LAYOUT_NHWC_F32,
+              "%s: input %s and output %s, plain-io graph's %s and %s", what,
+              layout_name(x[1]->layout), layout_name(y[1]->layout), layout_name(x[0]->layout),
+              layout_name(y[0]->layout));
+        to_nhwc(x[0]->data, x[1]->data, x[0], false);
+        for (int k = 0; k < 2; k++) {
+            CHECK(cz_graph_forward(graphs[k]) == CZ_OK, "%s: forward: %s", what, cz_last_error());
+            cz_tensor_seed(y[k], 1.0f);
+            CHECK(cz_graph_backward(graphs[k]) == CZ_OK, "%s: backward: %s", what, cz_last_error());
+        }
+        float *out = malloc((size_t)cz_numel(y[0]) * sizeof(float));
+        float *dx = malloc((size_t)cz_numel(x[0]) * sizeof(float));
+        if (out && dx) {
+            to_nhwc(y[1]->data, out, y[1], true);
+            to_nhwc(x[1]->grad, dx, x[1], true);
+            double ey = check_norm_rel_err(out, y[0]->data, (long)cz_numel(y[0]));
+            double ex = check_norm_rel_err(dx, x[0]->grad, (long)cz_numel(x[0]));
+            double tol = precision == CZ_BF16 ? 1e-3 : FP32_TOL, size = 0;
+            for (int64_t i = 0; i < cz_numel(x[0]); i++)
+                size += fabs(x[0]->grad[i]);
+            CHECK(ey <= tol && ex <= tol && size > 0,
+                  "%s: output %.3g, input gradient %.3g apart (allowed %.3g; gradient sum %g)",
+                  what, ey, ex, tol, size);
+        }
+        free(out);
+        free(dx);
+    }
+    cz_graph_free(graphs[0]);
+    cz_graph_free(graphs[1]);
+
+    /* bf16 inference: the relu right after the input would have an fp32
+     * input and a bf16 output; it reads and writes plain instead. */
+    cz_graph_config cfg = {.precision = CZ_BF16, .seed = 8, .channels_last_io = true};
+    cz_graph *g = cz_graph_create(&cfg);
+    cz_tensor *in = cz_graph_input(g, "x", 1, 16, 8, 8, false);
+    cz_tensor *r = cz_relu(g, in);
+    cz_tensor *out = cz_conv2d(g, r, param(g, "w", 16, 16, 3), NULL, 1, 1, 1);
+    CHECK(cz_graph_plan(g) == CZ_OK && in->layout == CZ_LAYOUT_NCHW_F32 &&
+              r->layout == CZ_LAYOUT_NCHW_F32 && out->layout == CZ_LAYOUT_NHWC_F32,
+          "channels-last io, bf16 inference: input %s, relu %s, output %s", layout_name(in->layout),
+          layout_name(r->layout), layout_name(out->layout));
+    cz_graph_free(g);
+}
+
 int main(void)
 {
     run(CZ_FP32, false);
@@ -281,5 +364,7 @@ int main(void)
     mixed_residual(CZ_BF16);
     training(CZ_FP32);
     training(CZ_BF16);
+    channels_last_io(CZ_FP32);
+    channels_last_io(CZ_BF16);
     return check_finish("test_layout");
 }

@@ -284,29 +284,36 @@ static void choose_layouts(cz_graph *g)
         return;
     bool bf16_values = cz_graph_fuses(g) && g->config.precision == CZ_BF16;
     cz_layout fast = bf16_values ? CZ_LAYOUT_NHWC_BF16 : CZ_LAYOUT_NHWC_F32;
+    bool io = g->config.channels_last_io;
     for (int i = 0; i < g->n_tensors; i++) {
         cz_tensor *t = g->tensors[i];
-        bool eligible = t->kind == CZ_TENSOR_ACTIVATION && t->consumers > 0 && !t->kept &&
-                        g->nodes[t->producer].op->layouts != CZ_OP_PLAIN;
-        t->layout = eligible ? fast : CZ_LAYOUT_NCHW_F32;
+        bool activation = t->kind == CZ_TENSOR_ACTIVATION && !t->kept &&
+                          g->nodes[t->producer].op->layouts != CZ_OP_PLAIN;
+        if (activation && t->consumers > 0)
+            t->layout = fast;
+        else if (io && (activation || t->kind == CZ_TENSOR_INPUT))
+            t->layout = CZ_LAYOUT_NHWC_F32; /* the caller's: fp32 */
+        else
+            t->layout = CZ_LAYOUT_NCHW_F32;
     }
     for (int i = 0; i < g->n_nodes; i++)
         if (g->nodes[i].op->layouts == CZ_OP_PLAIN)
             for (int j = 0; j < g->nodes[i].n_in; j++)
                 g->nodes[i].in[j]->layout = CZ_LAYOUT_NCHW_F32;
     /* An op that needs one layout for all its tensors makes them all plain
-     * if any is; that can reach another such op, so repeat until none
-     * changes (each round only turns tensors plain). */
+     * unless they agree (one is plain, or an fp32 input meets bf16); that
+     * can reach another such op, so repeat until none changes (each round
+     * only turns tensors plain). */
     for (bool changed = true; changed;) {
         changed = false;
         for (int i = 0; i < g->n_nodes; i++) {
             cz_node *node = &g->nodes[i];
             if (node->op->layouts != CZ_OP_ONE_LAYOUT)
                 continue;
-            bool any_plain = node->out->layout == CZ_LAYOUT_NCHW_F32;
+            bool agree = node->out->layout != CZ_LAYOUT_NCHW_F32;
             for (int j = 0; j < node->n_in; j++)
-                any_plain |= node->in[j]->layout == CZ_LAYOUT_NCHW_F32;
-            if (!any_plain)
+                agree &= node->in[j]->layout == node->out->layout;
+            if (agree)
                 continue;
             for (int j = 0; j <= node->n_in; j++) {
                 cz_tensor *t = j < node->n_in ? node->in[j] : node->out;
@@ -379,6 +386,7 @@ static cz_status plan_region(cz_graph *g, region r, float **base, size_t *n_own)
             continue;
         if (r == GRADIENTS) {
             t->shared_grad = shared_in(g, t, r);
+            /* Not an input's: backward twice after one forward adds twice. */
             t->grad_written = t->shared_grad && t->consumers == 1 &&
                               g->nodes[t->last_consumer].op->writes_grads;
         }

@@ -185,6 +185,11 @@ typedef struct {
                                instead of fused ones (what tests compare against) */
     bool plain_layout;      /* every tensor plain NCHW fp32 (cz_layout): what
                                tests compare channels-last graphs against */
+    bool channels_last_io;  /* inputs and outputs (tensors nothing reads) NHWC
+                               fp32 too, where the ops allow: the caller fills
+                               and reads them channels-last. How
+                               bench/conv_resnet50.c times a convolution as it
+                               runs between two layers */
     bool params_copied_in;  /* the caller fills every parameter and buffer after
                                planning (cz_model_to_graph): plan leaves them zero
                                instead of drawing random ones, which costs half a

@@ -57,6 +57,9 @@ typedef struct {
     dnnl_memory_t prim;       /* == user when no reorder is needed */
     dnnl_primitive_t reorder; /* NULL when sync has nothing to do */
     dnnl_memory_t scales;     /* a scaled mirror's factors, else NULL */
+    size_t sum_floats;        /* accumulating in the same layout: sync adds this
+                                 many floats itself (oneDNN's reorder with a sum
+                                 post-op runs its slow `simple:any` for that) */
     cz_mirror_dir dir;
     bool owns_prim;
 } cz_mirror;
