@@ -317,6 +317,31 @@ static void model_files(void)
         t->data[0] = 42.0f;
     CHECK(cz_model_from_graph(back, g) == CZ_OK, "%s", cz_last_error());
     CHECK(back && cz_model_find(back, "out.weight")->data[0] == 42.0f, "from_graph");
+
+    /* The file's weights read straight into the graph (the colorizer's way)
+     * are the model's, all of them; a model loaded without them has none
+     * to give. */
+    cz_model *header = NULL;
+    CHECK(cz_model_load_header(path, &header) == CZ_OK, "%s", cz_last_error());
+    if (header) {
+        CHECK(cz_model_param_count(header) == cz_model_param_count(m) &&
+                  strcmp(cz_model_metadata(header, "note"), "round trip") == 0,
+              "header: counts or metadata differ");
+        CHECK(cz_model_read_into_graph(header, path, g) == CZ_OK, "%s", cz_last_error());
+        bool same = true;
+        for (int i = 0; same && i < cz_model_n_tensors(m); i++) {
+            const cz_model_tensor *a = cz_model_tensor_at(m, i);
+            const cz_tensor *gt = cz_graph_find(g, a->name);
+            same = gt && memcmp(a->data, gt->data, (size_t)cz_numel(gt) * sizeof(float)) == 0;
+        }
+        CHECK(same, "read_into_graph: the graph's weights are not the file's");
+        CHECK(cz_model_to_graph(header, g) == CZ_ERR_INVALID &&
+                  strstr(cz_last_error(), "not loaded"),
+              "a header-only model gave weights: %s", cz_last_error());
+        CHECK(cz_model_read_into_graph(header, "/nonexistent/model.safetensors", g) == CZ_ERR_IO,
+              "missing file");
+        cz_model_free(header);
+    }
     cz_graph_free(g);
 
     /* A graph of another architecture is refused, naming the tensor. */

@@ -23,8 +23,10 @@
 /* Writers pad the header with spaces to this multiple so the data section
  * starts aligned for any dtype. */
 #define ST_ALIGN 8
-/* Bytes converted per write() call when writing tensor data. */
+/* Bytes converted per write() call when writing tensor data, and read per
+ * pread() call when reading it. */
 #define ST_WRITE_CHUNK 65536
+#define ST_READ_CHUNK (1u << 20)
 /* Longest shape text, "[d0,d1,...]", with 20 digits and a sign per dim. */
 #define ST_SHAPE_TEXT (2 + CZ_ST_MAX_DIMS * 22)
 
@@ -51,10 +53,13 @@ typedef struct {
     size_t begin, end; /* byte range within the data section */
 } st_tensor;
 
+/* The header is read at open; tensor data stays in the file, read by
+ * cz_safetensors_read_f32 straight into the caller's memory, so a model is
+ * never in memory twice. */
 struct cz_safetensors {
     char *path;                /* for messages */
-    unsigned char *bytes;      /* the whole file */
-    const unsigned char *data; /* its data section, inside bytes */
+    int fd;                    /* open until close, -1 if none */
+    uint64_t data_offset;      /* where the data section starts in the file */
     size_t data_size;
     json_t *header;
     json_t *metadata;   /* borrowed from header; NULL if the file has none */
@@ -80,58 +85,39 @@ static void format_shape(char *buf, const int64_t *shape, int ndim)
 
 /* ---------------------------------------------------------------- reading */
 
-static cz_status read_file(const char *path, unsigned char **out,
-                           size_t *out_size)
+/* Reads exactly size bytes at offset; "shrank" if the file ends first. */
+static cz_status read_at(int fd, const char *path, void *buf, size_t size, uint64_t offset)
 {
-    cz_status s = CZ_OK;
-    unsigned char *buf = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return cz_fail(CZ_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        s = cz_fail(CZ_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
-        goto done;
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        s = cz_fail(CZ_ERR_IO, "%s: not a regular file", path);
-        goto done;
-    }
-    if ((uintmax_t)sb.st_size >= SIZE_MAX) {
-        s = cz_fail(CZ_ERR_TOO_LARGE, "%s: file too large to load", path);
-        goto done;
-    }
-    size_t size = (size_t)sb.st_size;
-    buf = malloc(size + 1); /* +1: malloc(0) may return NULL */
-    if (!buf) {
-        s = cz_fail(CZ_ERR_NOMEM, "%s: no memory to load %zu bytes", path, size);
-        goto done;
-    }
     size_t got = 0;
     while (got < size) {
-        ssize_t r = read(fd, buf + got, size - got);
+        ssize_t r = pread(fd, (char *)buf + got, size - got, (off_t)(offset + got));
         if (r < 0 && errno == EINTR)
             continue;
-        if (r < 0) {
-            s = cz_fail(CZ_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
-            goto done;
-        }
+        if (r < 0)
+            return cz_fail(CZ_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
         if (r == 0)
-            break;
+            return cz_fail(CZ_ERR_IO, "%s: file shrank while being read", path);
         got += (size_t)r;
     }
-    if (got != size) {
-        s = cz_fail(CZ_ERR_IO, "%s: file shrank while being read", path);
-        goto done;
-    }
-    *out = buf;
-    *out_size = size;
-    buf = NULL;
-done:
-    free(buf);
-    close(fd);
-    return s;
+    return CZ_OK;
+}
+
+/* Opens st->path into st->fd and gives the file's size. */
+static cz_status open_file(cz_safetensors *st, size_t *out_size)
+{
+    const char *path = st->path;
+    st->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (st->fd < 0)
+        return cz_fail(CZ_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(st->fd, &sb) != 0)
+        return cz_fail(CZ_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+    if (!S_ISREG(sb.st_mode))
+        return cz_fail(CZ_ERR_IO, "%s: not a regular file", path);
+    if ((uintmax_t)sb.st_size >= SIZE_MAX)
+        return cz_fail(CZ_ERR_TOO_LARGE, "%s: file too large to load", path);
+    *out_size = (size_t)sb.st_size;
+    return CZ_OK;
 }
 
 static uint64_t load_u64le(const unsigned char *p)
@@ -150,7 +136,8 @@ static int64_t json_nonneg(const json_t *v)
     return (int64_t)json_integer_value(v);
 }
 
-/* Checks the length prefix and parses the header into st->header. */
+/* Reads and checks the length prefix, and parses the header after it into
+ * st->header. */
 static cz_status parse_header(cz_safetensors *st, size_t size)
 {
     const char *path = st->path;
@@ -159,7 +146,11 @@ static cz_status parse_header(cz_safetensors *st, size_t size)
                        "%s: file is %zu bytes, too short for a safetensors "
                        "file (it starts with an 8-byte header length)",
                        path, size);
-    uint64_t n = load_u64le(st->bytes);
+    unsigned char prefix[ST_LEN_BYTES];
+    cz_status s = read_at(st->fd, path, prefix, ST_LEN_BYTES, 0);
+    if (s != CZ_OK)
+        return s;
+    uint64_t n = load_u64le(prefix);
     if (n == 0)
         return cz_fail(CZ_ERR_FORMAT, "%s: header length is 0", path);
     if (n > ST_MAX_HEADER)
@@ -173,16 +164,25 @@ static cz_status parse_header(cz_safetensors *st, size_t size)
                        "the %zu-byte file (truncated?)",
                        path, n, size);
 
-    const char *text = (const char *)st->bytes + ST_LEN_BYTES;
+    char *text = malloc((size_t)n);
+    if (!text)
+        return cz_fail(CZ_ERR_NOMEM, "%s: no memory to read the header", path);
+    if ((s = read_at(st->fd, path, text, (size_t)n, ST_LEN_BYTES)) != CZ_OK) {
+        free(text);
+        return s;
+    }
     /* jansson would also accept an array or leading whitespace; the
      * reference implementation accepts neither. */
-    if (text[0] != '{')
+    if (text[0] != '{') {
+        free(text);
         return cz_fail(CZ_ERR_FORMAT,
                        "%s: header is not a JSON object (it must start "
                        "with '{')",
                        path);
+    }
     json_error_t err;
     st->header = json_loadb(text, (size_t)n, JSON_REJECT_DUPLICATES, &err);
+    free(text);
     if (!st->header) {
         switch (json_error_code(&err)) {
         case json_error_out_of_memory:
@@ -198,7 +198,7 @@ static cz_status parse_header(cz_safetensors *st, size_t size)
                            path, err.text, err.position);
         }
     }
-    st->data = st->bytes + ST_LEN_BYTES + n;
+    st->data_offset = ST_LEN_BYTES + n;
     st->data_size = size - ST_LEN_BYTES - (size_t)n;
     return CZ_OK;
 }
@@ -428,13 +428,15 @@ cz_status cz_safetensors_open(const char *path, cz_safetensors **out)
         return cz_fail(CZ_ERR_INVALID, "cz_safetensors_open: path is NULL");
 
     st = calloc(1, sizeof *st);
-    if (st)
+    if (st) {
+        st->fd = -1;
         st->path = strdup(path);
+    }
     if (!st || !st->path) {
         s = cz_fail(CZ_ERR_NOMEM, "%s: no memory to open", path);
         goto done;
     }
-    if ((s = read_file(path, &st->bytes, &size)) != CZ_OK ||
+    if ((s = open_file(st, &size)) != CZ_OK ||
         (s = parse_header(st, size)) != CZ_OK ||
         (s = parse_metadata(st)) != CZ_OK ||
         (s = parse_tensors(st)) != CZ_OK)
@@ -452,7 +454,8 @@ void cz_safetensors_close(cz_safetensors *st)
         return;
     free(st->tensors);
     json_decref(st->header);
-    free(st->bytes);
+    if (st->fd >= 0)
+        close(st->fd);
     free(st->path);
     free(st);
 }
@@ -522,27 +525,41 @@ cz_status cz_safetensors_read_f32(const cz_safetensors *st, const char *name,
     if (n > 0 && !dst)
         return cz_fail(CZ_ERR_INVALID, "cz_safetensors_read_f32: dst is NULL");
 
-    /* Bytes are assembled explicitly: the data is little-endian whatever the
-     * host, and need not be aligned (the header length is arbitrary). */
-    const unsigned char *p = st->data + t->begin;
-    switch (t->dtype) {
-    case CZ_DT_F32:
-        for (size_t i = 0; i < n; i++, p += 4) {
-            uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 |
-                         (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-            memcpy(&dst[i], &u, sizeof u);
+    /* Read a chunk at a time and converted into dst. Bytes are assembled
+     * explicitly: the data is little-endian whatever the host, and need not
+     * be aligned (the header length is arbitrary). */
+    size_t item = dtype_size(t->dtype), per_chunk = ST_READ_CHUNK / item;
+    unsigned char *chunk = n ? malloc(ST_READ_CHUNK) : NULL;
+    if (n && !chunk)
+        return cz_fail(CZ_ERR_NOMEM, "%s: no memory to read tensor '%s'", st->path, name);
+    cz_status s = CZ_OK;
+    for (size_t at = 0; at < n; at += per_chunk) {
+        size_t count = n - at < per_chunk ? n - at : per_chunk;
+        s = read_at(st->fd, st->path, chunk, count * item, st->data_offset + t->begin + at * item);
+        if (s != CZ_OK)
+            break;
+        const unsigned char *p = chunk;
+        float *out = dst + at;
+        switch (t->dtype) {
+        case CZ_DT_F32:
+            for (size_t i = 0; i < count; i++, p += 4) {
+                uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 |
+                             (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+                memcpy(&out[i], &u, sizeof u);
+            }
+            break;
+        case CZ_DT_F16:
+            for (size_t i = 0; i < count; i++, p += 2)
+                out[i] = cz_f16_to_f32((uint16_t)(p[0] | p[1] << 8));
+            break;
+        case CZ_DT_BF16:
+            for (size_t i = 0; i < count; i++, p += 2)
+                out[i] = cz_bf16_to_f32((uint16_t)(p[0] | p[1] << 8));
+            break;
         }
-        break;
-    case CZ_DT_F16:
-        for (size_t i = 0; i < n; i++, p += 2)
-            dst[i] = cz_f16_to_f32((uint16_t)(p[0] | p[1] << 8));
-        break;
-    case CZ_DT_BF16:
-        for (size_t i = 0; i < n; i++, p += 2)
-            dst[i] = cz_bf16_to_f32((uint16_t)(p[0] | p[1] << 8));
-        break;
     }
-    return CZ_OK;
+    free(chunk);
+    return s;
 }
 
 static int cmp_str(const void *a, const void *b)

@@ -358,8 +358,9 @@ static cz_status spec_to_meta(cz_model *m)
     return st;
 }
 
-/* A model with the layout of spec (resolved) and all values zero. */
-static cz_status model_alloc(const cz_model_spec *spec, cz_model **out)
+/* A model with the layout of spec (resolved) and all values zero, or, without
+ * values, none at all (every tensor's data NULL). */
+static cz_status model_alloc(const cz_model_spec *spec, bool values, cz_model **out)
 {
     *out = NULL;
     cz_graph *g = NULL;
@@ -391,13 +392,15 @@ static cz_status model_alloc(const cz_model_spec *spec, cz_model **out)
         m->init_scale[i] = t->init_scale;
         total += (size_t)cz_numel(t); /* the graph bounds each; few of them */
     }
-    m->values = calloc(total ? total : 1, sizeof *m->values);
-    if (!m->values)
-        goto nomem;
-    float *at = m->values;
-    for (int i = 0; i < n; i++) {
-        m->t[i].data = at;
-        at += tensor_numel(&m->t[i]);
+    if (values) {
+        m->values = calloc(total ? total : 1, sizeof *m->values);
+        if (!m->values)
+            goto nomem;
+        float *at = m->values;
+        for (int i = 0; i < n; i++) {
+            m->t[i].data = at;
+            at += tensor_numel(&m->t[i]);
+        }
     }
     cz_graph_free(g);
     status = spec_to_meta(m);
@@ -422,7 +425,7 @@ cz_status cz_model_new(const cz_model_spec *spec, uint64_t seed, cz_model **out)
     cz_status status = cz_model_spec_resolve(spec, &r);
     cz_model *m = NULL;
     if (status == CZ_OK)
-        status = model_alloc(&r, &m);
+        status = model_alloc(&r, true, &m);
     if (status != CZ_OK)
         return status;
     cz_rng rng;
@@ -560,8 +563,8 @@ done:
 }
 
 /* Loads a model file; a packed one (pack.c) only if allow_packed, with the
- * tensors it leaves out zero. */
-static cz_status load(const char *path, bool allow_packed, cz_model **out)
+ * tensors it leaves out zero; without values, everything but them. */
+static cz_status load(const char *path, bool allow_packed, bool values, cz_model **out)
 {
     if (!path || !out)
         return cz_fail(CZ_ERR_INVALID, "cz_model_load: NULL argument");
@@ -574,7 +577,7 @@ static cz_status load(const char *path, bool allow_packed, cz_model **out)
     if (status == CZ_OK)
         status = spec_from_file(st, path, &spec);
     if (status == CZ_OK)
-        status = model_alloc(&spec, &m);
+        status = model_alloc(&spec, values, &m);
     if (status != CZ_OK)
         goto done;
     const char *omitted = cz_safetensors_metadata(st, CZ_PACKED_WITHOUT_KEY);
@@ -602,7 +605,7 @@ static cz_status load(const char *path, bool allow_packed, cz_model **out)
         status = cz_fail(status, "%s (a '%s' model)", why, m->spec.arch);
         goto done;
     }
-    for (int i = 0; i < n_stored && status == CZ_OK; i++) {
+    for (int i = 0; values && i < n_stored && status == CZ_OK; i++) {
         cz_model_tensor *t = cz_model_find(m, names[i]);
         status = cz_safetensors_read_f32(st, t->name, t->shape, t->ndim, t->data);
     }
@@ -619,8 +622,12 @@ done:
     return CZ_OK;
 }
 
-cz_status cz_model_load(const char *path, cz_model **out) { return load(path, false, out); }
-cz_status cz_model_load_part(const char *path, cz_model **out) { return load(path, true, out); }
+cz_status cz_model_load(const char *path, cz_model **out) { return load(path, false, true, out); }
+cz_status cz_model_load_part(const char *path, cz_model **out) { return load(path, true, true, out); }
+cz_status cz_model_load_header(const char *path, cz_model **out)
+{
+    return load(path, false, false, out);
+}
 
 cz_status cz_model_save(const cz_model *m, const char *path, const char *const *extra_meta)
 {
@@ -736,6 +743,8 @@ cz_status cz_model_to_graph(const cz_model *m, cz_graph *g)
 {
     if (!m || !g)
         return cz_fail(CZ_ERR_INVALID, "cz_model_to_graph: NULL argument");
+    if (!m->values)
+        return cz_fail(CZ_ERR_INVALID, "'%s' model: its weights were not loaded", m->spec.arch);
     for (int i = 0; i < m->n; i++) {
         cz_tensor *t = graph_tensor(m, g, i);
         if (!t)
@@ -746,10 +755,29 @@ cz_status cz_model_to_graph(const cz_model *m, cz_graph *g)
     return CZ_OK;
 }
 
+cz_status cz_model_read_into_graph(const cz_model *m, const char *path, cz_graph *g)
+{
+    if (!m || !path || !g)
+        return cz_fail(CZ_ERR_INVALID, "cz_model_read_into_graph: NULL argument");
+    cz_safetensors *st = NULL;
+    cz_status status = cz_safetensors_open(path, &st);
+    for (int i = 0; i < m->n && status == CZ_OK; i++) {
+        const cz_model_tensor *mt = &m->t[i];
+        cz_tensor *t = graph_tensor(m, g, i);
+        status = t ? cz_safetensors_read_f32(st, mt->name, mt->shape, mt->ndim, t->data)
+                   : CZ_ERR_INVALID;
+    }
+    cz_safetensors_close(st);
+    cz_graph_params_changed(g);
+    return status;
+}
+
 cz_status cz_model_from_graph(cz_model *m, const cz_graph *g)
 {
     if (!m || !g)
         return cz_fail(CZ_ERR_INVALID, "cz_model_from_graph: NULL argument");
+    if (!m->values)
+        return cz_fail(CZ_ERR_INVALID, "'%s' model: it has no weights to write", m->spec.arch);
     for (int i = 0; i < m->n; i++) {
         const cz_tensor *t = graph_tensor(m, g, i);
         if (!t)

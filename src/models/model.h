@@ -81,6 +81,14 @@ cz_status cz_model_load(const char *path, cz_model **out);
  * are zero. */
 cz_status cz_model_load_part(const char *path, cz_model **out);
 
+/* cz_model_load without the weights: spec, names, shapes and metadata,
+ * checked alike. cz_model_read_into_graph then reads the weights from the
+ * file straight into a planned graph built from the spec, so that they are
+ * never in memory twice (the colorizer; a ResNet generator's are 121 MB).
+ * Such a model has no values for cz_model_to_graph, _from_graph or _save. */
+cz_status cz_model_load_header(const char *path, cz_model **out);
+cz_status cz_model_read_into_graph(const cz_model *m, const char *path, cz_graph *g);
+
 /* Writes the model atomically; extra_meta (key, value, ..., NULL, or NULL)
  * adds metadata such as how it was trained. */
 cz_status cz_model_save(const cz_model *m, const char *path, const char *const *extra_meta);

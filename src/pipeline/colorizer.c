@@ -83,7 +83,7 @@ static cz_status build_graph(cz_colorizer *cz, const cz_model *m,
     if (status != CZ_OK)
         return cz_fail(status, "%s: cannot prepare the network at %dx%d: %s",
                        path, N, N, cz_last_error());
-    status = cz_model_to_graph(m, cz->g);
+    status = cz_model_read_into_graph(m, path, cz->g);
     if (status != CZ_OK)
         return cz_fail(status, "%s: %s", path, cz_last_error());
     return CZ_OK;
@@ -114,7 +114,7 @@ cz_status cz_colorizer_load(const char *model_path,
 
     cz_model *m = NULL;
     cz_colorizer *cz = NULL;
-    cz_status status = cz_model_load(model_path, &m);
+    cz_status status = cz_model_load_header(model_path, &m);
     if (status != CZ_OK)
         goto cleanup;
     const cz_model_spec *spec = cz_model_spec_of(m);
@@ -153,8 +153,8 @@ cz_status cz_colorizer_load(const char *model_path,
     status = build_graph(cz, m, model_path);
 
 cleanup:
-    /* The graph holds its own copy of the weights: the model goes now, so a
-     * colorizer's memory is the graph's alone. */
+    /* The weights went from the file straight into the graph; the model's
+     * description goes now. */
     cz_model_free(m);
     if (status != CZ_OK) {
         cz_colorizer_free(cz);
