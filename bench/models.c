@@ -26,9 +26,11 @@
  * patterns (the same formulas as models.py) written once at build; filling
  * a batch from a loader is not timed, everything train_step does after that is.
  *
- *   models [--encoder RESNET50.safetensors]
+ *   models [--encoder RESNET50.safetensors] [--weights DIR]
  * With --encoder, ResNet generators start from those ImageNet weights (as a
- * training run does); without, from pix2pix's random initialisation. */
+ * training run does); without, from pix2pix's random initialisation. With
+ * --weights, every graph reads its weights from DIR/ARCH.safetensors
+ * (written by `save`) straight into its memory, as the colorizer does. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,12 +132,26 @@ static cz_status build_net(const char *arch, int size, cz_graph *g, cz_tensor *x
     return cz_graph_status(g);
 }
 
+/* --weights DIR: the files `save` wrote there, read straight into the
+ * graph as the colorizer reads a model (for the memory benchmark: the
+ * weights are never in memory twice); else made here and copied in. */
+static const char *weights_dir;
+
 static cz_status load_weights(const char *arch, int size, cz_graph *g)
 {
     cz_model *m = NULL;
-    cz_status st = new_model(arch, size, &m);
-    if (st == CZ_OK)
-        st = cz_model_to_graph(m, g);
+    cz_status st;
+    if (weights_dir) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s.safetensors", weights_dir, arch);
+        st = cz_model_load_header(path, &m);
+        if (st == CZ_OK)
+            st = cz_model_read_into_graph(m, path, g);
+    } else {
+        st = new_model(arch, size, &m);
+        if (st == CZ_OK)
+            st = cz_model_to_graph(m, g);
+    }
     cz_model_free(m);
     return st;
 }
@@ -406,8 +422,11 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--encoder") == 0 && i + 1 < argc) {
             encoder_path = argv[++i];
+        } else if (strcmp(argv[i], "--weights") == 0 && i + 1 < argc) {
+            weights_dir = argv[++i];
         } else {
-            fprintf(stderr, "usage: %s [--encoder RESNET50.safetensors] < commands\n", argv[0]);
+            fprintf(stderr, "usage: %s [--encoder RESNET50.safetensors] [--weights DIR] < commands\n",
+                    argv[0]);
             return 2;
         }
     }

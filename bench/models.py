@@ -31,7 +31,9 @@ gan     one full GAN step of generator + PatchGAN, batch 8 (src/train/train.c's
         printed: with the same weights and inputs they agree (unet: dropout
         masks differ).
 memory  peak resident memory (VmHWM) per configuration, each in a fresh
-        process on both sides: two GAN steps (or two inferences at batch 1).
+        process on both sides: two GAN steps (or two inferences at batch 1),
+        the weights read from files on both sides (ours as the colorizer
+        reads a model: straight into the graph).
         PyTorch's line also gives its resident memory after `import torch`.
 ab      ours against ours: generator inference of this build against another
         build of bench/models (--before: a copy made before a change), fp32
@@ -97,11 +99,12 @@ TARGETS = {"infer32": 4.5, "infer16": 1.5, "gan32": 3.0, "gan16": 1.5}
 class Engine:
     """bench/models kept alive, so each configuration's graphs are built once."""
 
-    def __init__(self, verbose=False, binary=BINARY):
+    def __init__(self, verbose=False, binary=BINARY, weights=None):
         env = dict(os.environ, OMP_NUM_THREADS=str(THREADS))
         if verbose:
             env["ONEDNN_VERBOSE"] = "1"
         args = [binary] + (["--encoder", ENCODER] if os.path.exists(ENCODER) else [])
+        args += ["--weights", weights] if weights else []
         if not os.path.exists(binary):
             sys.exit(f"{binary} is missing: run `make bench` first")
         self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -598,7 +601,9 @@ def bench_memory(args):
             size = SIZES[arch]
             for precision, torch_kind in (("fp32", "fp32"),
                                           ("bf16", "bf16" if what == "gan" else "bf16cl")):
-                e = Engine()
+                # Weights read from the saved files, as the colorizer and
+                # PyTorch (torch.load) read theirs.
+                e = Engine(weights=tmp)
                 for _ in range(2):
                     e.ask(f"{'gan' if what == 'gan' else 'infer'} {arch} {batch} {size} {precision}")
                 ours = e.ask("peak")[0]
