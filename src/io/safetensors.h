@@ -11,8 +11,10 @@
  * present, is a string -> string map; colorize stores the architecture name
  * and its hyper-parameters there, so a model file loads without extra flags.
  *
- * cz_safetensors_open reads the whole file and validates its structure before
- * returning: header length against the file size, JSON syntax (duplicate keys
+ * cz_safetensors_open reads the header (the data stays in the file, open
+ * until cz_safetensors_close; cz_safetensors_read_f32 reads a tensor from it
+ * straight into the caller's memory) and validates the file's structure
+ * before returning: header length against the file size, JSON syntax (duplicate keys
  * rejected), that every metadata value is a string, every dtype (F32, F16,
  * BF16; others are rejected as unsupported), every shape (at most
  * CZ_ST_MAX_DIMS non-negative dimensions), that each tensor's byte count is

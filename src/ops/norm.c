@@ -22,7 +22,7 @@
  * primitive (oneDNN's fuse_norm_relu): forward writes relu(y) and, in
  * training, a bit mask of where y > 0 (the workspace), which backward
  * applies to the output gradient. That saves the ReLU's own pass over the
- * tensor forward and two backward, a fifth of a ResNet50 training step. */
+ * tensor forward and its pass backward, and the tensor between the two. */
 #include <math.h>
 #include <stdlib.h>
 
