@@ -40,7 +40,7 @@ static double reference(kind k, double x, double slope)
 /* A planned training graph y = op(x) with x an input that wants a gradient. */
 static cz_tensor *build(kind k, const int64_t shape[4], float slope, cz_graph **gp, cz_tensor **xp)
 {
-    cz_graph_config cfg = {.training = true, .seed = 11};
+    cz_graph_config cfg = {.training = true, .poison_unread_values = true, .seed = 11};
     cz_graph *g = *gp = cz_graph_create(&cfg);
     cz_tensor *x = *xp = cz_graph_input(g, "x", shape[0], shape[1], shape[2], shape[3], true);
     cz_tensor *y = apply(g, k, x, slope);
@@ -173,7 +173,7 @@ static void pytorch_case(void)
  * through relu as through PyTorch's clamp. */
 static void accumulate_case(void)
 {
-    cz_graph_config cfg = {.training = true, .seed = 1};
+    cz_graph_config cfg = {.training = true, .poison_unread_values = true, .seed = 1};
     cz_graph *g = cz_graph_create(&cfg);
     cz_tensor *x = cz_graph_input(g, "x", 1, 1, 1, 4, true);
     cz_tensor *a = cz_relu(g, x);

@@ -10,7 +10,7 @@
 /* A graph holding one trainable vector p; its gradient is set by hand. */
 static cz_graph *make_graph(cz_tensor **p)
 {
-    cz_graph_config cfg = {.training = true, .seed = 3};
+    cz_graph_config cfg = {.training = true, .poison_unread_values = true, .seed = 3};
     cz_graph *g = cz_graph_create(&cfg);
     int64_t shape[1] = {N};
     *p = cz_graph_param(g, "p", 1, shape, CZ_INIT_NORMAL, 1.0f);

@@ -36,7 +36,7 @@ static void cat_run(const cat_case *c, uint64_t seed)
     char what[64];
     snprintf(what, sizeof what, "cat of %d (%d distinct) %lldx%lldx%lld", c->n_in, c->n_tensors,
              (long long)c->n, (long long)c->h, (long long)c->w);
-    cz_graph_config cfg = {.training = true, .seed = 2};
+    cz_graph_config cfg = {.training = true, .poison_unread_values = true, .seed = 2};
     cz_graph *g = cz_graph_create(&cfg);
     cz_tensor *ts[CZ_MAX_INPUTS], *in[CZ_MAX_INPUTS];
     for (int t = 0; t < c->n_tensors; t++) {
@@ -89,7 +89,7 @@ static void add_run(const int64_t shape[4], bool same, uint64_t seed)
     char what[80];
     snprintf(what, sizeof what, "add%s [%lld, %lld, %lld, %lld]", same ? " (x + x)" : "",
              (long long)shape[0], (long long)shape[1], (long long)shape[2], (long long)shape[3]);
-    cz_graph_config cfg = {.training = true, .seed = 2};
+    cz_graph_config cfg = {.training = true, .poison_unread_values = true, .seed = 2};
     cz_graph *g = cz_graph_create(&cfg);
     cz_tensor *a = cz_graph_input(g, "a", shape[0], shape[1], shape[2], shape[3], true);
     cz_tensor *b = same ? a : cz_graph_input(g, "b", shape[0], shape[1], shape[2], shape[3], true);
@@ -122,7 +122,7 @@ static void add_run(const int64_t shape[4], bool same, uint64_t seed)
 static cz_graph *dropout_graph(bool training, uint64_t seed, float p, const int64_t shape[4],
                                cz_tensor **xp, cz_tensor **yp)
 {
-    cz_graph_config cfg = {.training = training, .seed = seed};
+    cz_graph_config cfg = {.training = training, .poison_unread_values = true, .seed = seed};
     cz_graph *g = cz_graph_create(&cfg);
     cz_tensor *x = *xp = cz_graph_input(g, "x", shape[0], shape[1], shape[2], shape[3], true);
     *yp = cz_dropout(g, x, p);
@@ -260,7 +260,7 @@ static void dropout_gradcheck(void)
 
 static void thread_case(void)
 {
-    cz_graph_config cfg = {.training = true, .seed = 4};
+    cz_graph_config cfg = {.training = true, .poison_unread_values = true, .seed = 4};
     cz_graph *g = cz_graph_create(&cfg);
     cz_tensor *a = cz_graph_input(g, "a", 2, 5, 17, 19, true);
     cz_tensor *b = cz_graph_input(g, "b", 2, 3, 17, 19, true);

@@ -51,7 +51,8 @@ static void reference(const conv_case *c, const float *x, const float *w, const 
 /* A planned training graph y = conv(x, w, b); ts receives x, w, b. */
 static cz_tensor *build(const conv_case *c, cz_precision precision, cz_graph **gp, cz_tensor **ts)
 {
-    cz_graph_config cfg = {.training = true, .precision = precision, .seed = 7};
+    cz_graph_config cfg = {.training = true, .poison_unread_values = true,
+                           .precision = precision, .seed = 7};
     cz_graph *g = *gp = cz_graph_create(&cfg);
     cz_tensor *x = cz_graph_input(g, "x", c->n, c->ic, c->h, c->w, true);
     int64_t wshape[4] = {c->transposed ? c->ic : c->oc, c->transposed ? c->oc : c->ic, c->kh, c->kw};

@@ -102,7 +102,8 @@ static bool net_build(net *nt, const fuse_case *c, const cz_model *m, bool train
                       cz_precision precision)
 {
     int in_c = cz_model_kind_of(c->spec.arch) == CZ_MODEL_GENERATOR ? 1 : 3;
-    cz_graph_config cfg = {.training = training, .precision = precision, .seed = 1,
+    cz_graph_config cfg = {.training = training, .poison_unread_values = true,
+                           .precision = precision, .seed = 1,
                            .unfused = unfused};
     nt->g = cz_graph_create(&cfg);
     /* Training batch norms need two values per channel (unet's innermost

@@ -76,7 +76,8 @@ static cz_tensor *conv_layer(cz_graph *g, const char *name, cz_tensor *x, int64_
 static small_net make_net(uint64_t seed, bool training, bool freeze_first, bool input_grad)
 {
     small_net s;
-    cz_graph_config cfg = {.training = training, .precision = CZ_FP32, .seed = seed};
+    cz_graph_config cfg = {.training = training, .poison_unread_values = true,
+                           .precision = CZ_FP32, .seed = seed};
     s.g = cz_graph_create(&cfg);
     s.x = cz_graph_input(s.g, "x", 2, 1, 12, 12, input_grad);
     cz_graph_freeze_new_params(s.g, freeze_first);
@@ -271,7 +272,8 @@ static void test_learning(void)
      * one channel and its negated horizontal gradient in the other. A
      * two-layer conv net must cut its MSE at least 10x within 20 s. */
     enum { B = 8, S = 24 };
-    cz_graph_config cfg = {.training = true, .precision = CZ_FP32, .seed = 11};
+    cz_graph_config cfg = {.training = true, .poison_unread_values = true,
+                           .precision = CZ_FP32, .seed = 11};
     cz_graph *g = cz_graph_create(&cfg);
     cz_tensor *x = cz_graph_input(g, "x", B, 1, S, S, false);
     int64_t w1[4] = {16, 1, 3, 3}, b1[1] = {16}, w2[4] = {2, 16, 3, 3}, b2[1] = {2};
@@ -366,7 +368,8 @@ static chain_net make_chain(chain_keep keep, bool training)
     chain_net c = {0};
     /* Plain layouts: kept tensors are plain, and a batch norm's sums run in
      * another order channels-last (test_layout compares layouts). */
-    cz_graph_config cfg = {.training = training, .precision = CZ_FP32, .seed = 11,
+    cz_graph_config cfg = {.training = training, .poison_unread_values = true,
+                           .precision = CZ_FP32, .seed = 11,
                            .plain_layout = true};
     c.g = cz_graph_create(&cfg);
     c.x = cz_graph_input(c.g, "x", 2, 1, 10, 10, true);
@@ -482,6 +485,19 @@ static void test_grad_liveness(void)
     CHECK(written == shared.n_acts - 2 && !shared.mid->grad_written && kept_written == 0,
           "%d of %d gradients written (mid %d), %d kept ones", written, shared.n_acts,
           shared.mid->grad_written, kept_written);
+    /* The values no backward reads share memory too, and every forward
+     * ends by filling it with NaN (poison_unread_values), so the equal
+     * gradients below also show that none of them was read: the inputs of
+     * relu, leaky_relu, tanh, sigmoid and dropout, and dropout's output
+     * (add_relu reads only its own). */
+    int unread = 0;
+    for (int i = 0; i < shared.n_acts; i++)
+        unread += !shared.acts[i]->read_by_backward;
+    int expect[] = {0, 4, 6, 8, 10, 11};
+    bool as_expected = unread == 6;
+    for (int i = 0; i < 6; i++)
+        as_expected &= !shared.acts[expect[i]]->read_by_backward;
+    CHECK(as_expected, "%d of %d values unread by backward, expected 6", unread, shared.n_acts);
     for (int step = 0; step < 2; step++) {
         chain_step(&shared, 0);
         chain_step(&own, 0);

@@ -220,7 +220,8 @@ static void training(cz_precision precision)
     cz_graph *graphs[2];
     cz_tensor *x[2], *y[2], *inner[2][6];
     for (int plain = 0; plain < 2; plain++) {
-        cz_graph_config cfg = {.training = true, .precision = precision, .seed = 8,
+        cz_graph_config cfg = {.training = true, .poison_unread_values = true,
+                               .precision = precision, .seed = 8,
                                .plain_layout = plain};
         cz_graph *g = graphs[plain] = cz_graph_create(&cfg);
         cz_tensor **t = inner[plain];
@@ -298,7 +299,8 @@ static void channels_last_io(cz_precision precision)
     cz_graph *graphs[2];
     cz_tensor *x[2], *y[2];
     for (int io = 0; io < 2; io++) {
-        cz_graph_config cfg = {.training = true, .precision = precision, .seed = 8,
+        cz_graph_config cfg = {.training = true, .poison_unread_values = true,
+                               .precision = precision, .seed = 8,
                                .channels_last_io = io};
         cz_graph *g = graphs[io] = cz_graph_create(&cfg);
         x[io] = cz_graph_input(g, "x", 2, 5, 12, 9, true);

@@ -36,7 +36,8 @@ static bool build(const linear_case *c, bool training, cz_precision precision,
                   bool frozen_weight, linear_net *t)
 {
     memset(t, 0, sizeof *t);
-    cz_graph_config cfg = {.training = training, .precision = precision, .seed = 7};
+    cz_graph_config cfg = {.training = training, .poison_unread_values = true,
+                           .precision = precision, .seed = 7};
     cz_graph *g = t->g = cz_graph_create(&cfg);
     t->x = cz_graph_input(g, "x", c->n, c->c, c->h, c->w, true);
     int64_t wshape[2] = {c->out, (int64_t)c->c * c->h * c->w}, bshape[1] = {c->out};

@@ -49,7 +49,7 @@ typedef struct {
 
 static bool build(kind k, const int64_t shape[4], bool target_grad, loss_graph *lg)
 {
-    cz_graph_config cfg = {.training = true, .seed = 3};
+    cz_graph_config cfg = {.training = true, .poison_unread_values = true, .seed = 3};
     lg->g = cz_graph_create(&cfg);
     lg->x = cz_graph_input(lg->g, "x", shape[0], shape[1], shape[2], shape[3], true);
     lg->t = cz_graph_input(lg->g, "target", shape[0], shape[1], shape[2], shape[3], target_grad);

@@ -98,7 +98,8 @@ static void parity(const char *fixture)
     cz_safetensors_info(st, "output", NULL, &out_ndim, out_shape);
     bool input_grad = cz_safetensors_info(st, "grad.input", NULL, NULL, NULL) == CZ_OK;
 
-    cz_graph_config cfg = {.training = true, .precision = CZ_FP32, .seed = 1};
+    cz_graph_config cfg = {.training = true, .poison_unread_values = true,
+                           .precision = CZ_FP32, .seed = 1};
     cz_graph *g = cz_graph_create(&cfg);
     cz_tensor *x = cz_graph_input(g, "input", in_shape[0], in_shape[1], in_shape[2], in_shape[3],
                                   input_grad);
@@ -196,7 +197,8 @@ static void shapes_and_counts(void)
             int size = s ? 256 : 224, expect = s ? f->out_256 : f->out_224;
             /* Built, never planned: shapes without the memory. */
             for (int training = 0; training < 2; training++) {
-                cz_graph_config cfg = {.training = training, .precision = CZ_FP32, .seed = 1};
+                cz_graph_config cfg = {.training = training, .poison_unread_values = true,
+                                       .precision = CZ_FP32, .seed = 1};
                 cz_graph *g = cz_graph_create(&cfg);
                 cz_tensor *x = cz_graph_input(g, "x", 2, in_c, size, size, false);
                 cz_tensor *y = cz_model_build(&spec, g, x);
@@ -210,7 +212,8 @@ static void shapes_and_counts(void)
     }
     /* The frozen encoder: all of the ResNet50 but fc is frozen. */
     cz_model_spec spec = {.arch = "resnet50-paper", .freeze_encoder = true};
-    cz_graph_config cfg = {.training = true, .precision = CZ_FP32, .seed = 1};
+    cz_graph_config cfg = {.training = true, .poison_unread_values = true,
+                           .precision = CZ_FP32, .seed = 1};
     cz_graph *g = cz_graph_create(&cfg);
     cz_model_build(&spec, g, cz_graph_input(g, "x", 1, 1, 224, 224, false));
     long frozen = 0, trainable = 0;
@@ -306,7 +309,8 @@ static void model_files(void)
     }
 
     /* Graph round trip. */
-    cz_graph_config cfg = {.training = true, .precision = CZ_FP32, .seed = 3};
+    cz_graph_config cfg = {.training = true, .poison_unread_values = true,
+                           .precision = CZ_FP32, .seed = 3};
     cz_graph *g = cz_graph_create(&cfg);
     cz_model_build(r, g, cz_graph_input(g, "x", 1, 1, 64, 64, false));
     CHECK(cz_graph_plan(g) == CZ_OK, "%s", cz_last_error());
@@ -470,7 +474,8 @@ static void ops(void)
 {
     cz_rng rng;
     cz_rng_seed(&rng, 5);
-    cz_graph_config cfg = {.training = true, .precision = CZ_FP32, .seed = 1};
+    cz_graph_config cfg = {.training = true, .poison_unread_values = true,
+                           .precision = CZ_FP32, .seed = 1};
 
     /* l_to_gray: known values, then gradients. L* = 0, 50, 100. */
     cz_graph *g = cz_graph_create(&cfg);
@@ -525,7 +530,8 @@ static void dropout(void)
     for (int variant = 0; variant < 3; variant++) {
         bool training = variant != 1, no_dropout = variant == 2;
         cz_model_spec spec = {.arch = "unet", .width = 2, .no_dropout = no_dropout};
-        cz_graph_config cfg = {.training = training, .precision = CZ_FP32, .seed = 1};
+        cz_graph_config cfg = {.training = training, .poison_unread_values = true,
+                               .precision = CZ_FP32, .seed = 1};
         cz_graph *g = cz_graph_create(&cfg);
         cz_tensor *x = cz_graph_input(g, "x", 2, 1, 32, 32, false);
         cz_tensor *y = cz_model_build(&spec, g, x);

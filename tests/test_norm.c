@@ -35,7 +35,8 @@ static void describe(const bn_case *c, char *what, size_t size)
 static bool build(const bn_case *c, bn_net *t)
 {
     memset(t, 0, sizeof *t);
-    cz_graph_config cfg = {.training = c->training, .precision = CZ_FP32, .seed = 7};
+    cz_graph_config cfg = {.training = c->training, .poison_unread_values = true,
+                           .precision = CZ_FP32, .seed = 7};
     cz_graph *g = t->g = cz_graph_create(&cfg);
     int64_t shape[1] = {c->c};
     t->x = cz_graph_input(g, "x", c->n, c->c, c->h, c->w, c->x_grad);

@@ -144,7 +144,8 @@ static void run(const net *net)
     bool input_grad = cz_safetensors_info(st, "grad.input", NULL, NULL, NULL) == CZ_OK;
     const char *loss_kind = cz_safetensors_metadata(st, "loss");
 
-    cz_graph_config cfg = {.training = true, .precision = CZ_FP32, .seed = 1};
+    cz_graph_config cfg = {.training = true, .poison_unread_values = true,
+                           .precision = CZ_FP32, .seed = 1};
     cz_graph *g = cz_graph_create(&cfg);
     cz_tensor *x = cz_graph_input(g, "input", in_shape[0], in_shape[1], in_shape[2], in_shape[3], input_grad);
     cz_tensor *y = net->build(g, x);

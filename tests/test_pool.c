@@ -59,7 +59,8 @@ static void max_pool_reference(const pool_case *c, const float *x, const float *
 
 static cz_graph *new_graph(bool training)
 {
-    cz_graph_config cfg = {.training = training, .precision = CZ_FP32, .seed = 7};
+    cz_graph_config cfg = {.training = training, .poison_unread_values = true,
+                           .precision = CZ_FP32, .seed = 7};
     return cz_graph_create(&cfg);
 }
 

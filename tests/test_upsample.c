@@ -30,7 +30,7 @@ static double reference_pixel(const float *plane, int64_t H, int64_t W, int scal
 static cz_tensor *build(const int64_t shape[4], int scale, cz_upsample_mode mode, cz_graph **gp,
                         cz_tensor **xp)
 {
-    cz_graph_config cfg = {.training = true, .seed = 5};
+    cz_graph_config cfg = {.training = true, .poison_unread_values = true, .seed = 5};
     cz_graph *g = *gp = cz_graph_create(&cfg);
     cz_tensor *x = *xp = cz_graph_input(g, "x", shape[0], shape[1], shape[2], shape[3], true);
     cz_tensor *y = cz_upsample(g, x, scale, mode);

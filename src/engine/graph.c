@@ -1,5 +1,6 @@
 #include "engine/graph.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,19 +25,20 @@ struct cz_graph {
     cz_node *nodes;
     int n_nodes, cap_nodes;
 
-    /* Scratch (cz_graph_scratch): the pieces asked for, the bytes of each
-     * slot (the largest of its pieces), and the one allocation. */
+    /* Scratch (cz_graph_scratch): the pieces asked for, each at its offset
+     * among the pieces of its op; the bytes the op planning now has asked
+     * for, the most any op asked for, and the one allocation. */
     struct scratch_piece {
-        int slot;
+        size_t offset;
         cz_scratch_bind bind;
         void *ctx;
     } *pieces;
     int n_pieces, cap_pieces;
-    size_t *slot_bytes;
-    int n_slots, next_slot;
+    size_t op_scratch_bytes, scratch_bytes;
     void *scratch;
 
-    float *activations;      /* activation and input values (graph.h: liveness) */
+    float *activations;      /* activation and input values (graph.h: liveness): */
+    size_t n_own_values, n_shared_values; /* first those of their own, then the shared */
     float *activation_grads; /* their gradients: first those of their own, */
     size_t n_own_grads;      /* cleared by each forward, then the shared */
     cz_param_store store;
@@ -74,7 +76,6 @@ void cz_graph_free(cz_graph *g)
     free(g->tensors);
     free(g->nodes);
     free(g->pieces);
-    free(g->slot_bytes);
     free(g->scratch);
     free(g->activations);
     free(g->activation_grads);
@@ -339,11 +340,47 @@ static bool in_region(const cz_tensor *t, region r)
            (r == VALUES || t->may_need_grad);
 }
 
-/* Values are shared in inference graphs only: backward reads them. */
+/* A training graph's values are shared where no backward reads them. */
 static bool shared_in(const cz_graph *g, const cz_tensor *t, region r)
 {
     return t->kind == CZ_TENSOR_ACTIVATION && t->consumers > 0 && !t->kept &&
-           (r == GRADIENTS || !g->config.training);
+           (r == GRADIENTS || !g->config.training || !t->read_by_backward);
+}
+
+bool cz_backward_reads_nothing(const cz_graph *g, const cz_node *node, int k)
+{
+    (void)g, (void)node, (void)k;
+    return false;
+}
+
+bool cz_backward_reads_output(const cz_graph *g, const cz_node *node, int k)
+{
+    (void)g, (void)node;
+    return k == CZ_OUTPUT;
+}
+
+bool cz_backward_reads_first_input(const cz_graph *g, const cz_node *node, int k)
+{
+    (void)g, (void)node;
+    return k == 0;
+}
+
+/* Sets read_by_backward: for each node whose backward can run (a gradient
+ * may reach its output), the operands it says it reads. */
+static void mark_read_by_backward(cz_graph *g)
+{
+    if (!g->config.training)
+        return;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const cz_node *node = &g->nodes[i];
+        if (!node->op->backward || !node->out->may_need_grad)
+            continue;
+        for (int k = CZ_OUTPUT; k < node->n_in; k++) {
+            cz_tensor *t = k == CZ_OUTPUT ? node->out : node->in[k];
+            if (!node->op->backward_reads || node->op->backward_reads(g, node, k))
+                t->read_by_backward = true;
+        }
+    }
 }
 
 static float **memory_of(cz_tensor *t, region r) { return r == VALUES ? &t->data : &t->grad; }
@@ -414,6 +451,8 @@ static cz_status plan_region(cz_graph *g, region r, float **base, size_t *n_own)
                        r == VALUES ? "activations" : "activation gradients");
     }
     *n_own = own;
+    if (r == VALUES)
+        g->n_shared_values = n_shared_floats;
     size_t at = 0;
     for (int i = 0; i < g->n_tensors; i++) {
         cz_tensor *t = g->tensors[i];
@@ -437,14 +476,6 @@ static size_t aligned64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
 
 cz_status cz_graph_scratch(cz_graph *g, size_t bytes, cz_scratch_bind bind, void *ctx)
 {
-    int slot = g->next_slot++;
-    if (slot == g->n_slots) {
-        size_t *more = realloc(g->slot_bytes, (size_t)(slot + 1) * sizeof *more);
-        if (!more)
-            return cz_fail(g->status = CZ_ERR_NOMEM, "graph: out of memory for scratch");
-        g->slot_bytes = more;
-        g->slot_bytes[g->n_slots++] = 0;
-    }
     if (g->n_pieces == g->cap_pieces) {
         int cap = g->cap_pieces ? 2 * g->cap_pieces : 64;
         struct scratch_piece *more = realloc(g->pieces, (size_t)cap * sizeof *more);
@@ -453,32 +484,25 @@ cz_status cz_graph_scratch(cz_graph *g, size_t bytes, cz_scratch_bind bind, void
         g->pieces = more;
         g->cap_pieces = cap;
     }
-    g->pieces[g->n_pieces++] = (struct scratch_piece){slot, bind, ctx};
-    if (aligned64(bytes) > g->slot_bytes[slot])
-        g->slot_bytes[slot] = aligned64(bytes);
+    g->pieces[g->n_pieces++] = (struct scratch_piece){g->op_scratch_bytes, bind, ctx};
+    g->op_scratch_bytes += aligned64(bytes);
+    if (g->op_scratch_bytes > g->scratch_bytes)
+        g->scratch_bytes = g->op_scratch_bytes;
     return CZ_OK;
 }
 
-/* Lays the slots end to end in one allocation and binds every piece. */
+/* One allocation for the op that asked for the most; binds every piece. */
 static cz_status bind_scratch(cz_graph *g)
 {
     if (g->n_pieces == 0)
         return CZ_OK;
-    size_t total = 0;
-    for (int k = 0; k < g->n_slots; k++)
-        total += g->slot_bytes[k];
-    size_t *offset = malloc((size_t)g->n_slots * sizeof *offset);
-    g->scratch = aligned_alloc(64, total);
-    if (!offset || !g->scratch) {
-        free(offset);
-        return cz_fail(g->status = CZ_ERR_NOMEM, "graph: cannot allocate %zu MB of scratch", total >> 20);
-    }
-    for (int k = 0; k < g->n_slots; k++)
-        offset[k] = k ? offset[k - 1] + g->slot_bytes[k - 1] : 0;
+    g->scratch = aligned_alloc(64, g->scratch_bytes);
+    if (!g->scratch)
+        return cz_fail(g->status = CZ_ERR_NOMEM, "graph: cannot allocate %zu MB of scratch",
+                       g->scratch_bytes >> 20);
     cz_status st = CZ_OK;
     for (int i = 0; i < g->n_pieces && st == CZ_OK; i++)
-        st = g->pieces[i].bind(g->pieces[i].ctx, (char *)g->scratch + offset[g->pieces[i].slot]);
-    free(offset);
+        st = g->pieces[i].bind(g->pieces[i].ctx, (char *)g->scratch + g->pieces[i].offset);
     return st == CZ_OK ? CZ_OK : (g->status = st);
 }
 
@@ -509,8 +533,8 @@ cz_status cz_graph_plan(cz_graph *g)
         return cz_fail(g->status = CZ_ERR_NOMEM, "graph: cannot allocate %zu MB of parameters",
                        (s->n_total + n_trainable) * 4 >> 20);
     choose_layouts(g);
-    size_t n_own_values;
-    cz_status st = plan_region(g, VALUES, &g->activations, &n_own_values);
+    mark_read_by_backward(g);
+    cz_status st = plan_region(g, VALUES, &g->activations, &g->n_own_values);
     if (st == CZ_OK)
         st = plan_region(g, GRADIENTS, &g->activation_grads, &g->n_own_grads);
     if (st != CZ_OK)
@@ -550,7 +574,7 @@ cz_status cz_graph_plan(cz_graph *g)
 
     for (int i = 0; i < g->n_nodes; i++) {
         cz_node *node = &g->nodes[i];
-        g->next_slot = 0;
+        g->op_scratch_bytes = 0;
         if (node->op->plan) {
             st = node->op->plan(g, node);
             if (st != CZ_OK)
@@ -568,6 +592,9 @@ cz_status cz_graph_forward(cz_graph *g)
         g->nodes[i].op->forward(g, &g->nodes[i]);
     if (g->status != CZ_OK)
         return cz_fail(g->status, "%s", g->error);
+    if (g->config.training && g->config.poison_unread_values)
+        for (size_t i = 0; i < g->n_shared_values; i++)
+            g->activations[g->n_own_values + i] = NAN;
     memset(g->activation_grads, 0, g->n_own_grads * sizeof(float));
     return CZ_OK;
 }

@@ -25,7 +25,9 @@
  * not overlap share memory. That holds for the values of an inference
  * graph's activations, and for the gradients of a training graph's (each
  * exists from the backward of its last consumer, which clears it, to the
- * backward of its producer); a training graph's values stay, for backward.
+ * backward of its producer). A training graph's values stay for backward
+ * where a backward reads them (cz_op.backward_reads: a batch norm's input,
+ * a relu's output); the others are shared by liveness as in inference.
  * Inputs, tensors nothing consumes (outputs, losses) and those given to
  * cz_graph_keep have memory of their own, gradients cleared by each
  * forward. A shared gradient with a single contribution (one consumer,
@@ -104,6 +106,8 @@ typedef struct cz_tensor {
     int last_consumer;    /* index of the last node that reads it, -1 if none */
     bool kept;            /* cz_graph_keep */
     struct cz_tensor *overwrites; /* cz_graph_may_overwrite */
+    bool read_by_backward; /* planned, training graphs: some backward reads its
+                              values (cz_op.backward_reads) */
     bool shared_grad;     /* planned: its gradient memory is shared by liveness */
     bool grad_written;    /* planned: its one consumer's backward writes its gradient
                              (cz_op.writes_grads) instead of adding to a cleared one */
@@ -142,7 +146,20 @@ typedef struct cz_op {
      * cleared and read back: a pass less over it, and a oneDNN primitive
      * writes it in place. Ops without it add to every input's gradient. */
     bool writes_grads;
+    /* Whether backward reads the values of operand k of the node (an index
+     * into in[], or CZ_OUTPUT). In training graphs an activation that no
+     * backward reads shares memory by liveness, as in inference, instead of
+     * staying until backward. NULL: backward reads every operand. */
+    bool (*backward_reads)(const cz_graph *g, const cz_node *node, int k);
 } cz_op;
+
+/* cz_op.backward_reads's operand for the node's output. */
+#define CZ_OUTPUT (-1)
+
+/* Answers many ops give as their cz_op.backward_reads. */
+bool cz_backward_reads_nothing(const cz_graph *g, const cz_node *node, int k);
+bool cz_backward_reads_output(const cz_graph *g, const cz_node *node, int k);
+bool cz_backward_reads_first_input(const cz_graph *g, const cz_node *node, int k);
 
 /* cond ? a : b with both already computed. Elementwise loops choose this
  * way so that they vectorise: GCC does not move a load or a multiply out of
@@ -194,6 +211,9 @@ typedef struct {
                                planning (cz_model_to_graph): plan leaves them zero
                                instead of drawing random ones, which costs half a
                                second for a ResNet50 */
+    bool poison_unread_values; /* tests: each forward ends by filling with NaN the
+                               memory of the values no backward reads, so that a
+                               wrong cz_op.backward_reads shows in the gradients */
 } cz_graph_config;
 
 cz_graph *cz_graph_create(const cz_graph_config *config);
@@ -247,11 +267,11 @@ cz_status cz_graph_plan(cz_graph *g);
 /* For op plans: scratch, memory an op needs only within one forward or
  * backward call of its own (a primitive's output before it is converted
  * into our tensor, an output gradient converted for the primitive). An op
- * asks for its pieces in order while it plans; the k-th piece of every op
- * lies in one region, sized by the largest, so the graph holds a few ops'
- * worth of such memory rather than all of theirs. Once every op has
- * planned, bind(ctx, address) gives each piece its 64-byte aligned address;
- * its failure fails the plan. */
+ * asks for its pieces while it plans; they lie side by side, and every
+ * op's lie in one region, so the graph holds the memory of the op that
+ * needs the most rather than all of theirs. Once every op has planned,
+ * bind(ctx, address) gives each piece its 64-byte aligned address; its
+ * failure fails the plan. */
 typedef cz_status (*cz_scratch_bind)(void *ctx, void *address);
 cz_status cz_graph_scratch(cz_graph *g, size_t bytes, cz_scratch_bind bind, void *ctx);
 

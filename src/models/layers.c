@@ -256,7 +256,7 @@ static void gray_backward(cz_graph *g, cz_node *node)
 }
 
 static const cz_op gray_op = {"l_to_gray", NULL, gray_forward, gray_backward, NULL,
-                             CZ_OP_PLAIN, false};
+                             CZ_OP_PLAIN, false, NULL};
 
 cz_tensor *cz_l_to_gray(cz_graph *g, cz_tensor *x)
 {
@@ -312,7 +312,7 @@ static void affine_backward(cz_graph *g, cz_node *node)
 }
 
 static const cz_op affine_op = {"channel_affine", NULL, affine_forward, affine_backward, NULL,
-                               CZ_OP_PLAIN, false};
+                               CZ_OP_PLAIN, false, cz_backward_reads_nothing};
 
 cz_tensor *cz_channel_affine(cz_graph *g, cz_tensor *x, const int src[3], const float scale[3],
                              const float shift[3])
@@ -370,7 +370,7 @@ static void pad_crop_backward(cz_graph *g, cz_node *node)
 }
 
 static const cz_op pad_crop_op = {"pad_crop", NULL, pad_crop_forward, pad_crop_backward, NULL,
-                                 CZ_OP_PLAIN, false};
+                                 CZ_OP_PLAIN, false, cz_backward_reads_nothing};
 
 cz_tensor *cz_pad_crop(cz_graph *g, cz_tensor *x, int64_t h, int64_t w)
 {

@@ -106,23 +106,40 @@ static void act_backward(cz_graph *g, cz_node *node)
     const float *x = xt->data, *y = node->out->data, *dy = node->out->grad;
     int64_t n = cz_numel(node->out);
     float slope = s->slope;
+    /* relu's output is positive exactly where its input is, and so is
+     * leaky_relu's unless its slope is negative (act_backward_reads). */
+    const float *sign = s->kind == ACT_LEAKY_RELU && slope < 0.0f ? x : y;
     switch (s->kind) {
-    case ACT_RELU: CZ_GRAD_LOOP(xt, n, i, cz_select(x[i] <= 0.0f, 0.0f, dy[i])); break;
+    case ACT_RELU: CZ_GRAD_LOOP(xt, n, i, cz_select(sign[i] <= 0.0f, 0.0f, dy[i])); break;
     case ACT_LEAKY_RELU:
-        CZ_GRAD_LOOP(xt, n, i, cz_select(x[i] > 0.0f, dy[i], dy[i] * slope));
+        CZ_GRAD_LOOP(xt, n, i, cz_select(sign[i] > 0.0f, dy[i], dy[i] * slope));
         break;
     case ACT_TANH: CZ_GRAD_LOOP(xt, n, i, dy[i] * (1.0f - y[i] * y[i])); break;
     case ACT_SIGMOID: CZ_GRAD_LOOP(xt, n, i, dy[i] * y[i] * (1.0f - y[i])); break;
     }
 }
 
+/* The output only, so that the input (often a batch norm's output) need
+ * not outlive forward. */
+static bool act_backward_reads(const cz_graph *g, const cz_node *node, int k)
+{
+    (void)g;
+    const act_state *s = node->state;
+    bool from_input = s->kind == ACT_LEAKY_RELU && s->slope < 0.0f;
+    return k == (from_input ? 0 : CZ_OUTPUT);
+}
+
 static const cz_op act_ops[] = {
     /* Element by element, relu and leaky_relu read and write any layout
      * (fp32 ones alike, bf16 with loops of their own). */
-    [ACT_RELU] = {"relu", NULL, act_forward, act_backward, NULL, CZ_OP_ONE_LAYOUT, true},
-    [ACT_LEAKY_RELU] = {"leaky_relu", NULL, act_forward, act_backward, NULL, CZ_OP_ONE_LAYOUT, true},
-    [ACT_TANH] = {"tanh", NULL, act_forward, act_backward, NULL, CZ_OP_PLAIN, true},
-    [ACT_SIGMOID] = {"sigmoid", NULL, act_forward, act_backward, NULL, CZ_OP_PLAIN, true},
+    [ACT_RELU] = {"relu", NULL, act_forward, act_backward, NULL, CZ_OP_ONE_LAYOUT, true,
+                  act_backward_reads},
+    [ACT_LEAKY_RELU] = {"leaky_relu", NULL, act_forward, act_backward, NULL, CZ_OP_ONE_LAYOUT,
+                        true, act_backward_reads},
+    [ACT_TANH] = {"tanh", NULL, act_forward, act_backward, NULL, CZ_OP_PLAIN, true,
+                  act_backward_reads},
+    [ACT_SIGMOID] = {"sigmoid", NULL, act_forward, act_backward, NULL, CZ_OP_PLAIN, true,
+                     act_backward_reads},
 };
 
 static cz_tensor *build(cz_graph *g, cz_tensor *x, act_kind kind, float slope)

@@ -100,7 +100,8 @@ static void cat_backward(cz_graph *g, cz_node *node)
     }
 }
 
-static const cz_op cat_op = {"cat", NULL, cat_forward, cat_backward, NULL, CZ_OP_ONE_LAYOUT, false};
+static const cz_op cat_op = {"cat", NULL, cat_forward, cat_backward, NULL, CZ_OP_ONE_LAYOUT, false,
+                             cz_backward_reads_nothing};
 
 cz_tensor *cz_cat(cz_graph *g, cz_tensor *const *xs, int n)
 {
@@ -187,9 +188,9 @@ static void add_backward(cz_graph *g, cz_node *node)
 }
 
 static const cz_op add_op = {"add", NULL, add_forward, add_backward, NULL, CZ_OP_ONE_LAYOUT,
-                             true};
+                             true, cz_backward_reads_nothing};
 static const cz_op add_relu_op = {"add_relu", NULL, add_forward, add_backward, NULL,
-                                  CZ_OP_ONE_LAYOUT, true};
+                                  CZ_OP_ONE_LAYOUT, true, cz_backward_reads_output};
 
 static cz_tensor *build_add(cz_graph *g, const cz_op *op, cz_tensor *a, cz_tensor *b)
 {
@@ -275,7 +276,8 @@ static void dropout_backward(cz_graph *g, cz_node *node)
  * element by element, any layout (the mask is drawn per element in memory
  * order). */
 static const cz_op dropout_op = {"dropout", dropout_plan, dropout_forward, dropout_backward,
-                                 dropout_destroy, CZ_OP_ONE_LAYOUT, true};
+                                 dropout_destroy, CZ_OP_ONE_LAYOUT, true,
+                                 cz_backward_reads_nothing};
 
 cz_tensor *cz_dropout(cz_graph *g, cz_tensor *x, float p)
 {

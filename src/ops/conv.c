@@ -300,14 +300,25 @@ static void conv_backward(cz_graph *g, cz_node *node)
     cz_weighted_backward(g, node, &((conv_state *)node->state)->p);
 }
 
+/* Backward reads the input only for the weights' gradient, and a bf16
+ * graph's not even then: it reads the bf16 copy forward made
+ * (cz_weighted_bind). */
+static bool conv_backward_reads(const cz_graph *g, const cz_node *node, int k)
+{
+    const conv_state *s = node->state;
+    const cz_tensor *w = node->in[1], *b = input_at(node, s->bias_at);
+    bool weights_learn = w->may_need_grad || (b && b->may_need_grad);
+    return k == 0 && weights_learn && cz_graph_precision(g) != CZ_BF16;
+}
+
 static const cz_op conv_op = {"conv2d", conv_plan, conv_forward, conv_backward, conv_destroy,
-                              CZ_OP_ANY_LAYOUT, true};
+                              CZ_OP_ANY_LAYOUT, true, conv_backward_reads};
 static const cz_op deconv_op = {"conv_transpose2d", conv_plan, conv_forward, conv_backward,
-                                conv_destroy, CZ_OP_ANY_LAYOUT, true};
+                                conv_destroy, CZ_OP_ANY_LAYOUT, true, conv_backward_reads};
 static const cz_op fused_conv_op = {"conv2d_fused", conv_plan, conv_forward, NULL, conv_destroy,
-                                    CZ_OP_ANY_LAYOUT, false};
+                                    CZ_OP_ANY_LAYOUT, false, NULL};
 static const cz_op fused_deconv_op = {"conv_transpose2d_fused", conv_plan, conv_forward, NULL,
-                                      conv_destroy, CZ_OP_ANY_LAYOUT, false};
+                                      conv_destroy, CZ_OP_ANY_LAYOUT, false, NULL};
 
 /* Checks a fusion for an output [n, oc, oh, ow]; false after recording an
  * error. */

@@ -71,7 +71,7 @@ static void linear_forward(cz_graph *g, cz_node *node) { cz_weighted_forward(g, 
 static void linear_backward(cz_graph *g, cz_node *node) { cz_weighted_backward(g, node, node->state); }
 
 static const cz_op linear_op = {"linear", linear_plan, linear_forward, linear_backward,
-                                linear_destroy, CZ_OP_PLAIN, true};
+                                linear_destroy, CZ_OP_PLAIN, true, NULL};
 
 cz_tensor *cz_linear(cz_graph *g, cz_tensor *x, cz_tensor *w, cz_tensor *b)
 {

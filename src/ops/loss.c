@@ -140,9 +140,9 @@ static void loss_backward(cz_graph *g, cz_node *node)
 
 static const cz_op loss_ops[] = {
     [LOSS_BCE_WITH_LOGITS] = {"bce_with_logits", loss_plan, loss_forward, loss_backward,
-                              loss_destroy, CZ_OP_PLAIN, false},
-    [LOSS_L1] = {"l1_loss", loss_plan, loss_forward, loss_backward, loss_destroy, CZ_OP_PLAIN, false},
-    [LOSS_MSE] = {"mse_loss", loss_plan, loss_forward, loss_backward, loss_destroy, CZ_OP_PLAIN, false},
+                              loss_destroy, CZ_OP_PLAIN, false, NULL},
+    [LOSS_L1] = {"l1_loss", loss_plan, loss_forward, loss_backward, loss_destroy, CZ_OP_PLAIN, false, NULL},
+    [LOSS_MSE] = {"mse_loss", loss_plan, loss_forward, loss_backward, loss_destroy, CZ_OP_PLAIN, false, NULL},
 };
 
 static cz_tensor *build(cz_graph *g, loss_kind kind, cz_tensor *x, cz_tensor *t)

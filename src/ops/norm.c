@@ -197,10 +197,12 @@ static void bn_backward(cz_graph *g, cz_node *node)
         cz_mirror_sync(g, &s->diff_shift);
 }
 
+/* Backward reads the input, not the output (a fused relu's mask is in the
+ * workspace). */
 static const cz_op bn_op = {"batch_norm2d", bn_plan, bn_forward, bn_backward, bn_destroy,
-                           CZ_OP_ANY_LAYOUT, true};
+                           CZ_OP_ANY_LAYOUT, true, cz_backward_reads_first_input};
 static const cz_op bn_relu_op = {"batch_norm2d_relu", bn_plan, bn_forward, bn_backward,
-                                bn_destroy, CZ_OP_ANY_LAYOUT, true};
+                                bn_destroy, CZ_OP_ANY_LAYOUT, true, cz_backward_reads_first_input};
 
 static cz_tensor *build(cz_graph *g, cz_tensor *x, cz_tensor *weight, cz_tensor *bias,
                         cz_tensor *running_mean, cz_tensor *running_var, float momentum,

@@ -98,9 +98,11 @@ static void max_pool_backward(cz_graph *g, cz_node *node)
     cz_mirror_sync(g, &s->diff_src);
 }
 
-/* One layout for both: the primitive runs on them as they are. */
+/* One layout for both: the primitive runs on them as they are. Backward
+ * reads where the maxima were from the workspace, no values. */
 static const cz_op max_pool_op = {"max_pool2d", max_pool_plan, max_pool_forward,
-                                  max_pool_backward, max_pool_destroy, CZ_OP_ONE_LAYOUT, true};
+                                  max_pool_backward, max_pool_destroy, CZ_OP_ONE_LAYOUT, true,
+                                  cz_backward_reads_nothing};
 
 cz_tensor *cz_max_pool2d(cz_graph *g, cz_tensor *x, int kernel, int stride, int padding)
 {
@@ -161,7 +163,8 @@ static void global_avg_pool_backward(cz_graph *g, cz_node *node)
 }
 
 static const cz_op global_avg_pool_op = {"global_avg_pool", NULL, global_avg_pool_forward,
-                                         global_avg_pool_backward, NULL, CZ_OP_PLAIN, false};
+                                         global_avg_pool_backward, NULL, CZ_OP_PLAIN, false,
+                                         cz_backward_reads_nothing};
 
 cz_tensor *cz_global_avg_pool(cz_graph *g, cz_tensor *x)
 {

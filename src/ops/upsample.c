@@ -203,9 +203,11 @@ static void upsample_backward(cz_graph *g, cz_node *node)
 }
 
 static const cz_op upsample_op = {"upsample", upsample_plan, upsample_forward,
-                                  upsample_backward, upsample_destroy, CZ_OP_PLAIN, false};
+                                  upsample_backward, upsample_destroy, CZ_OP_PLAIN, false,
+                                  cz_backward_reads_nothing};
 static const cz_op nearest_op = {"upsample", upsample_plan, upsample_forward, upsample_backward,
-                                 upsample_destroy, CZ_OP_ONE_LAYOUT, false};
+                                 upsample_destroy, CZ_OP_ONE_LAYOUT, false,
+                                 cz_backward_reads_nothing};
 
 cz_tensor *cz_upsample(cz_graph *g, cz_tensor *x, int scale, cz_upsample_mode mode)
 {
