@@ -207,8 +207,8 @@ static void mixed_residual(cz_precision precision)
     cz_graph_free(graphs[1]);
 }
 
-/* Training graphs: activations and their gradients channels-last, in fp32
- * in both precisions, against the same graph kept plain
+/* Training graphs: activations and their gradients channels-last (values
+ * bf16 in bf16 graphs, gradients fp32), against the same graph kept plain
  * (cz_graph_config.plain_layout). Batch norms with batch statistics, max
  * pooling, a strided 1x1 convolution (whose backward runs in oneDNN's own
  * layouts), add, leaky_relu, nearest upsampling, concatenation and relu:
@@ -240,14 +240,19 @@ static void training(cz_precision precision)
             prepare(g, x[plain]);
     }
     if (cz_graph_status(graphs[0]) == CZ_OK && cz_graph_status(graphs[1]) == CZ_OK) {
+        cz_layout fast = precision == CZ_BF16 ? CZ_LAYOUT_NHWC_BF16 : CZ_LAYOUT_NHWC_F32;
         for (int i = 0; i < 6; i++)
-            CHECK(inner[0][i]->layout == CZ_LAYOUT_NHWC_F32 &&
-                      inner[1][i]->layout == CZ_LAYOUT_NCHW_F32,
+            CHECK(inner[0][i]->layout == fast && inner[1][i]->layout == CZ_LAYOUT_NCHW_F32,
                   "%s: activation %d is %s, plain graph's %s", what, i,
                   layout_name(inner[0][i]->layout), layout_name(inner[1][i]->layout));
         CHECK(x[0]->layout == CZ_LAYOUT_NCHW_F32 && y[0]->layout == CZ_LAYOUT_NCHW_F32,
               "%s: the input and the output must stay plain", what);
-        double tol = precision == CZ_BF16 ? 1e-3 : FP32_TOL;
+        /* bf16: the channels-last graph's values are rounded to bf16
+         * between layers, the plain one's are not (0.5% on the output, 3%
+         * on the input gradient, where max pooling meets ties; against an
+         * fp32 graph both stray as far: 0.3-0.5% and 2-4%). A wrong layout
+         * errs by order 1. */
+        double tol = precision == CZ_BF16 ? 5e-2 : FP32_TOL;
         for (int step = 0; step < 2; step++) {
             for (int k = 0; k < 2; k++) {
                 cz_graph_zero_grad(graphs[k]);

@@ -283,7 +283,7 @@ static void choose_layouts(cz_graph *g)
     bool unfused_inference = !g->config.training && !cz_graph_fuses(g);
     if (g->config.plain_layout || unfused_inference)
         return;
-    bool bf16_values = cz_graph_fuses(g) && g->config.precision == CZ_BF16;
+    bool bf16_values = g->config.precision == CZ_BF16;
     cz_layout fast = bf16_values ? CZ_LAYOUT_NHWC_BF16 : CZ_LAYOUT_NHWC_F32;
     bool io = g->config.channels_last_io;
     for (int i = 0; i < g->n_tensors; i++) {

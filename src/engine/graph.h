@@ -78,11 +78,12 @@ typedef enum {
  * stores an activation channels-last instead wherever its producer and
  * every consumer take that layout (cz_op.layouts): NHWC, which is what
  * oneDNN's AMX convolutions read and write, so from one convolution to the
- * next an activation passes with no change of layout. In inference graphs
- * that fuse (cz_graph_fuses) it is also bf16 in bf16 graphs, in half the
- * bytes; in training graphs it stays fp32, gradients too (the convolutions
- * convert to bf16 without reordering). Unfused inference graphs and
- * cz_graph_config.plain_layout keep everything plain. */
+ * next an activation passes with no change of layout. In bf16 graphs it
+ * is also bf16, in half the bytes, which is what the convolutions read:
+ * in training graphs its gradient stays fp32 (channels-last too), and the
+ * backward primitives that want bf16 ones convert within their call.
+ * Unfused inference graphs and cz_graph_config.plain_layout keep everything
+ * plain. */
 typedef enum {
     CZ_LAYOUT_NCHW_F32,
     CZ_LAYOUT_NHWC_F32,

@@ -54,6 +54,12 @@ dnnl_memory_desc_t cz_dnnl_tensor_md(const cz_tensor *t)
     return cz_dnnl_md(4, dims, dnnl_f32, dnnl_nchw);
 }
 
+dnnl_memory_desc_t cz_dnnl_grad_md(const cz_tensor *t)
+{
+    int64_t dims[4] = {t->n, t->c, t->h, t->w};
+    return cz_dnnl_md(4, dims, dnnl_f32, t->layout == CZ_LAYOUT_NCHW_F32 ? dnnl_nchw : dnnl_nhwc);
+}
+
 cz_status cz_dnnl_check(dnnl_status_t status, const char *what)
 {
     if (status == dnnl_success)

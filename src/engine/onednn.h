@@ -19,6 +19,8 @@ dnnl_memory_desc_t cz_dnnl_md(int ndims, const int64_t *dims, dnnl_data_type_t t
                               dnnl_format_tag_t tag);
 /* The descriptor of a graph tensor's values in its layout (cz_layout). */
 dnnl_memory_desc_t cz_dnnl_tensor_md(const cz_tensor *t);
+/* The descriptor of its gradient: fp32 always, in its layout's order. */
+dnnl_memory_desc_t cz_dnnl_grad_md(const cz_tensor *t);
 
 /* Turn a oneDNN status into ours, naming what failed. */
 cz_status cz_dnnl_check(dnnl_status_t status, const char *what);

@@ -31,7 +31,6 @@ uint16_t cz_f32_to_bf16(float f)
     return (uint16_t)(u >> 16);
 }
 
-float cz_bf16_to_f32(uint16_t h) { return bits_f32((uint32_t)h << 16); }
 
 /* f16 limits expressed as fp32 bit patterns of magnitudes. */
 #define F32_INF 0x7f800000u

@@ -14,9 +14,18 @@
 #define CZ_IO_HALF_H
 
 #include <stdint.h>
+#include <string.h>
 
 uint16_t cz_f32_to_bf16(float f);
-float cz_bf16_to_f32(uint16_t h);
+/* Inline: the engine's elementwise loops widen bf16 values as they go, and
+ * vectorise only if they can see this. */
+static inline float cz_bf16_to_f32(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
 uint16_t cz_f32_to_f16(float f);
 float cz_f16_to_f32(uint16_t h);
 

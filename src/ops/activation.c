@@ -28,8 +28,9 @@ static float sigmoid(float x)
     return e / (1.0f + e);
 }
 
-/* Channels-last tensors of training graphs are fp32, where every function
- * here is layout-free; bf16 ones (inference) get relu and leaky_relu. */
+/* Every function here is layout-free on fp32 values; relu and leaky_relu,
+ * the ones that take channels-last tensors, have loops of their own for
+ * bf16 ones. */
 
 /* relu on bf16 values: a negative one (sign bit set, not NaN) becomes +0;
  * as a mask, so that the loop vectorizes. */
@@ -97,12 +98,29 @@ static void act_forward(cz_graph *g, cz_node *node)
     }
 }
 
+/* relu and leaky_relu on a bf16 training graph's values (act_backward). */
+static void act_backward_bf16(const act_state *s, cz_tensor *xt, const cz_tensor *yt)
+{
+    float slope = s->slope;
+    const uint16_t *sign = (const uint16_t *)(s->kind == ACT_LEAKY_RELU && slope < 0.0f ? xt : yt)->data;
+    const float *dy = yt->grad;
+    int64_t n = cz_numel(yt);
+    if (s->kind == ACT_RELU)
+        CZ_GRAD_LOOP(xt, n, i, cz_select(cz_bf16_to_f32(sign[i]) <= 0.0f, 0.0f, dy[i]));
+    else
+        CZ_GRAD_LOOP(xt, n, i, cz_select(cz_bf16_to_f32(sign[i]) > 0.0f, dy[i], dy[i] * slope));
+}
+
 static void act_backward(cz_graph *g, cz_node *node)
 {
     const act_state *s = node->state;
     cz_tensor *xt = node->in[0];
     if (!xt->needs_grad)
         return;
+    if (node->out->layout == CZ_LAYOUT_NHWC_BF16) {
+        act_backward_bf16(s, xt, node->out);
+        return;
+    }
     const float *x = xt->data, *y = node->out->data, *dy = node->out->grad;
     int64_t n = cz_numel(node->out);
     float slope = s->slope;

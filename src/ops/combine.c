@@ -132,8 +132,8 @@ cz_tensor *cz_cat(cz_graph *g, cz_tensor *const *xs, int n)
 
 static const cz_op add_op, add_relu_op;
 
-/* Element by element, so any layout: fp32 ones alike, bf16 (inference)
- * through fp32. */
+/* Element by element, so any layout: fp32 ones alike, bf16 ones through
+ * fp32. */
 static void add_forward_bf16(const cz_node *node, bool relu)
 {
     const uint16_t *a = (const uint16_t *)node->in[0]->data, *b = (const uint16_t *)node->in[1]->data;
@@ -172,7 +172,8 @@ static void add_forward(cz_graph *g, cz_node *node)
 static void add_backward(cz_graph *g, cz_node *node)
 {
     const float *y = node->out->data, *dy = node->out->grad;
-    bool relu = node->op == &add_relu_op;
+    const uint16_t *y_bf16 = (const uint16_t *)y; /* where the values are bf16 */
+    bool relu = node->op == &add_relu_op, bf16 = node->out->layout == CZ_LAYOUT_NHWC_BF16;
     int64_t n = cz_numel(node->out);
     /* One input at a time, so cz_add(g, x, x) adds twice, as it should.
      * relu's output is 0 exactly where its input was <= 0: its mask. */
@@ -180,7 +181,9 @@ static void add_backward(cz_graph *g, cz_node *node)
         cz_tensor *x = node->in[k];
         if (!x->needs_grad)
             continue;
-        if (relu)
+        if (relu && bf16)
+            CZ_GRAD_LOOP(x, n, i, cz_select(cz_bf16_to_f32(y_bf16[i]) <= 0.0f, 0.0f, dy[i]));
+        else if (relu)
             CZ_GRAD_LOOP(x, n, i, cz_select(y[i] <= 0.0f, 0.0f, dy[i]));
         else
             CZ_GRAD_LOOP(x, n, i, dy[i]);
@@ -254,6 +257,14 @@ static void dropout_forward(cz_graph *g, cz_node *node)
     float p = s->p, scale = s->scale;
     for (int64_t i = 0; i < n; i++)
         mask[i] = cz_rng_uniform(rng) >= p;
+    if (node->out->layout == CZ_LAYOUT_NHWC_BF16) {
+        const uint16_t *xb = (const uint16_t *)x;
+        uint16_t *yb = (uint16_t *)y;
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n; i++)
+            yb[i] = cz_f32_to_bf16(cz_select(mask[i], cz_bf16_to_f32(xb[i]) * scale, 0.0f));
+        return;
+    }
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++)
         y[i] = cz_select(mask[i], x[i] * scale, 0.0f);
@@ -272,9 +283,8 @@ static void dropout_backward(cz_graph *g, cz_node *node)
     CZ_GRAD_LOOP(x, n, i, cz_select(mask[i], dy[i] * scale, 0.0f));
 }
 
-/* A node only in training graphs, whose channels-last tensors are fp32:
- * element by element, any layout (the mask is drawn per element in memory
- * order). */
+/* A node only in training graphs: element by element, any layout (the
+ * mask is drawn per element in memory order), bf16 values through fp32. */
 static const cz_op dropout_op = {"dropout", dropout_plan, dropout_forward, dropout_backward,
                                  dropout_destroy, CZ_OP_ONE_LAYOUT, true,
                                  cz_backward_reads_nothing};

@@ -252,6 +252,7 @@ static cz_status conv_plan(cz_graph *g, cz_node *node)
     /* PyTorch stores transposed-conv weights [IC, OC, KH, KW]: iohw. */
     int64_t oc = y->c;
     cz_weighted_layouts ours = {.x = cz_dnnl_tensor_md(x), .y = cz_dnnl_tensor_md(y),
+                                .dx = cz_dnnl_grad_md(x), .dy = cz_dnnl_grad_md(y),
                                 .b = cz_dnnl_md(1, &oc, dnnl_f32, dnnl_x),
                                 .w = cz_dnnl_md(4, w_dims, dnnl_f32, s->transposed ? dnnl_iohw : dnnl_oihw)};
     cz_weighted *p = &s->p;
@@ -300,15 +301,16 @@ static void conv_backward(cz_graph *g, cz_node *node)
     cz_weighted_backward(g, node, &((conv_state *)node->state)->p);
 }
 
-/* Backward reads the input only for the weights' gradient, and a bf16
- * graph's not even then: it reads the bf16 copy forward made
- * (cz_weighted_bind). */
+/* Backward reads the input only for the weights' gradient, and an fp32
+ * input of a bf16 graph not even then: it reads the bf16 copy forward
+ * made (cz_weighted_bind). */
 static bool conv_backward_reads(const cz_graph *g, const cz_node *node, int k)
 {
     const conv_state *s = node->state;
-    const cz_tensor *w = node->in[1], *b = input_at(node, s->bias_at);
+    const cz_tensor *x = node->in[0], *w = node->in[1], *b = input_at(node, s->bias_at);
     bool weights_learn = w->may_need_grad || (b && b->may_need_grad);
-    return k == 0 && weights_learn && cz_graph_precision(g) != CZ_BF16;
+    bool copied = cz_graph_precision(g) == CZ_BF16 && x->layout != CZ_LAYOUT_NHWC_BF16;
+    return k == 0 && weights_learn && !copied;
 }
 
 static const cz_op conv_op = {"conv2d", conv_plan, conv_forward, conv_backward, conv_destroy,

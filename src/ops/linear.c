@@ -36,7 +36,8 @@ static cz_status linear_plan(cz_graph *g, cz_node *node)
     /* Ours: plain fp32. */
     cz_weighted_layouts ours = {.x = cz_dnnl_tensor_md(x), .w = cz_dnnl_md(4, w_dims, dnnl_f32, dnnl_oihw),
                                 .b = cz_dnnl_md(1, b_dims, dnnl_f32, dnnl_x),
-                                .y = cz_dnnl_md(2, y_dims, dnnl_f32, dnnl_nc)};
+                                .y = cz_dnnl_md(2, y_dims, dnnl_f32, dnnl_nc),
+                                .dx = cz_dnnl_grad_md(x), .dy = cz_dnnl_md(2, y_dims, dnnl_f32, dnnl_nc)};
     /* The primitives': layout left open, data type per precision. */
     dnnl_memory_desc_t src = cz_dnnl_md(4, x_dims, low, dnnl_format_tag_any);
     dnnl_memory_desc_t weights = cz_dnnl_md(4, w_dims, low, dnnl_format_tag_any);

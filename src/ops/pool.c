@@ -43,6 +43,7 @@ static cz_status max_pool_plan(cz_graph *g, cz_node *node)
     max_pool_state *s = node->state;
     cz_tensor *x = node->in[0], *y = node->out;
     dnnl_memory_desc_t x_md = cz_dnnl_tensor_md(x), y_md = cz_dnnl_tensor_md(y);
+    dnnl_memory_desc_t dx_md = cz_dnnl_grad_md(x), dy_md = cz_dnnl_grad_md(y);
     /* Floor mode: with symmetric padding, oneDNN's own size rule
      * (H + 2p - k) / s + 1 rounds down just as PyTorch's does. */
     dnnl_dims_t strides = {s->stride, s->stride}, kernel = {s->kernel, s->kernel};
@@ -68,8 +69,8 @@ static cz_status max_pool_plan(cz_graph *g, cz_node *node)
                                                             strides, kernel, padding, padding),
                             "max pooling backward descriptor")) != CZ_OK ||
         (st = cz_dnnl_create(&s->bwd_pd, &s->bwd, &desc, NULL, s->fwd_pd, "max pooling backward")) != CZ_OK ||
-        (st = cz_mirror_init_transient(&s->diff_dst, g, &y_md, y->grad, cz_dnnl_arg_md(s->bwd_pd, DNNL_ARG_DIFF_DST), CZ_MIRROR_IN)) != CZ_OK ||
-        (st = cz_mirror_init_transient(&s->diff_src, g, &x_md, x->grad, cz_dnnl_arg_md(s->bwd_pd, DNNL_ARG_DIFF_SRC), cz_mirror_grad_dir(x))) != CZ_OK)
+        (st = cz_mirror_init_transient(&s->diff_dst, g, &dy_md, y->grad, cz_dnnl_arg_md(s->bwd_pd, DNNL_ARG_DIFF_DST), CZ_MIRROR_IN)) != CZ_OK ||
+        (st = cz_mirror_init_transient(&s->diff_src, g, &dx_md, x->grad, cz_dnnl_arg_md(s->bwd_pd, DNNL_ARG_DIFF_SRC), cz_mirror_grad_dir(x))) != CZ_OK)
         return st;
     return CZ_OK;
 }

@@ -27,9 +27,9 @@ cz_status cz_weighted_bind(cz_graph *g, cz_weighted *p, const cz_node *node, con
     /* Where a backward primitive wants what another already converted in
      * this step, the mirrors share it. */
     if (p->bwd_data_pd &&
-        ((st = cz_mirror_init_transient(&p->bd_diff_dst, g, &ours->y, y->grad, cz_dnnl_arg_md(p->bwd_data_pd, DNNL_ARG_DIFF_DST), CZ_MIRROR_IN)) != CZ_OK ||
+        ((st = cz_mirror_init_transient(&p->bd_diff_dst, g, &ours->dy, y->grad, cz_dnnl_arg_md(p->bwd_data_pd, DNNL_ARG_DIFF_DST), CZ_MIRROR_IN)) != CZ_OK ||
          (st = cz_mirror_init_shared(&p->bd_weights, &p->weights, g, &ours->w, w->data, cz_dnnl_arg_md(p->bwd_data_pd, DNNL_ARG_WEIGHTS), CZ_MIRROR_IN)) != CZ_OK ||
-         (st = cz_mirror_init_transient(&p->bd_diff_src, g, &ours->x, x->grad, cz_dnnl_arg_md(p->bwd_data_pd, DNNL_ARG_DIFF_SRC), cz_mirror_grad_dir(x))) != CZ_OK))
+         (st = cz_mirror_init_transient(&p->bd_diff_src, g, &ours->dx, x->grad, cz_dnnl_arg_md(p->bwd_data_pd, DNNL_ARG_DIFF_SRC), cz_mirror_grad_dir(x))) != CZ_OK))
         return st;
     if (p->bwd_weights_pd) {
         /* Backward-weights reads the input as forward converted it (in
@@ -40,7 +40,7 @@ cz_status cz_weighted_bind(cz_graph *g, cz_weighted *p, const cz_node *node, con
         if ((st = cz_dnnl_check(dnnl_memory_get_memory_desc(p->src.prim, &fwd_src_md), "convolution input")) != CZ_OK ||
             (st = cz_dnnl_check(dnnl_memory_get_data_handle(p->src.prim, &fwd_src), "convolution input")) != CZ_OK ||
             (st = cz_mirror_init_shared(&p->bw_src, &p->src, g, fwd_src_md, fwd_src, cz_dnnl_arg_md(p->bwd_weights_pd, DNNL_ARG_SRC), CZ_MIRROR_IN)) != CZ_OK ||
-            (st = cz_mirror_init_shared(&p->bw_diff_dst, &p->bd_diff_dst, g, &ours->y, y->grad, cz_dnnl_arg_md(p->bwd_weights_pd, DNNL_ARG_DIFF_DST), CZ_MIRROR_IN)) != CZ_OK)
+            (st = cz_mirror_init_shared(&p->bw_diff_dst, &p->bd_diff_dst, g, &ours->dy, y->grad, cz_dnnl_arg_md(p->bwd_weights_pd, DNNL_ARG_DIFF_DST), CZ_MIRROR_IN)) != CZ_OK)
             return st;
         /* A frozen weight or bias (grad NULL) gets scratch memory: the
          * primitive computes both, and the unwanted one is dropped. */

@@ -33,9 +33,10 @@ typedef struct {
     cz_mirror bw_src, bw_diff_dst, bw_diff_weights, bw_diff_bias;
 } cz_weighted;
 
-/* Our plain layouts of the node's x, weight, bias and output. */
+/* Our layouts of the node's x, weight, bias and output, and of the
+ * gradients of x and the output (fp32 where the values may be bf16). */
 typedef struct {
-    dnnl_memory_desc_t x, w, b, y;
+    dnnl_memory_desc_t x, w, b, y, dx, dy;
 } cz_weighted_layouts;
 
 /* Binds mirrors for the primitives the op created; node->in starts {x, w}. */
