@@ -68,15 +68,22 @@ cz_status cz_dnnl_check(dnnl_status_t status, const char *what)
                    "oneDNN: %s failed (status %d)", what, (int)status);
 }
 
-cz_status cz_dnnl_create(dnnl_primitive_desc_t *pd, dnnl_primitive_t *prim,
+cz_status cz_dnnl_create(dnnl_primitive_desc_t *pd, cz_primitive *prim, cz_graph *g,
                          const_dnnl_op_desc_t desc, const_dnnl_primitive_attr_t attr,
                          const_dnnl_primitive_desc_t hint, const char *what)
 {
     if (!cz_dnnl_engine() || !cz_dnnl_stream())
         return cz_fail(CZ_ERR_BACKEND, "oneDNN: no CPU engine for %s", what);
-    cz_status st = cz_dnnl_check(dnnl_primitive_desc_create(pd, desc, attr, engine, hint), what);
+    dnnl_primitive_attr_t ours = NULL;
+    cz_status st = cz_dnnl_check(attr ? dnnl_primitive_attr_clone(&ours, attr)
+                                      : dnnl_primitive_attr_create(&ours), what);
+    if (st == CZ_OK)
+        st = cz_dnnl_check(dnnl_primitive_attr_set_scratchpad_mode(ours, dnnl_scratchpad_mode_user), what);
+    if (st == CZ_OK)
+        st = cz_dnnl_check(dnnl_primitive_desc_create(pd, desc, ours, engine, hint), what);
+    dnnl_primitive_attr_destroy(ours);
     if (st == CZ_OK && prim) {
-        st = cz_dnnl_check(dnnl_primitive_create(prim, *pd), what);
+        st = cz_primitive_create(prim, g, *pd, what);
         if (st != CZ_OK) {
             dnnl_primitive_desc_destroy(*pd);
             *pd = NULL;
@@ -85,14 +92,47 @@ cz_status cz_dnnl_create(dnnl_primitive_desc_t *pd, dnnl_primitive_t *prim,
     return st;
 }
 
+static cz_status bind_scratch(void *memory, void *address);
+
+cz_status cz_primitive_create(cz_primitive *prim, cz_graph *g, const_dnnl_primitive_desc_t pd,
+                              const char *what)
+{
+    memset(prim, 0, sizeof *prim);
+    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    size_t bytes = md ? dnnl_memory_desc_get_size(md) : 0;
+    cz_status st = cz_dnnl_check(dnnl_primitive_create(&prim->prim, pd), what);
+    if (st == CZ_OK && bytes > 0)
+        st = cz_dnnl_check(dnnl_memory_create(&prim->scratchpad, md, engine, DNNL_MEMORY_NONE), what);
+    if (st == CZ_OK && bytes > 0)
+        st = cz_graph_scratch(g, bytes, bind_scratch, prim->scratchpad);
+    if (st != CZ_OK)
+        cz_primitive_destroy(prim);
+    return st;
+}
+
+void cz_primitive_destroy(cz_primitive *prim)
+{
+    dnnl_primitive_destroy(prim->prim);
+    dnnl_memory_destroy(prim->scratchpad);
+    memset(prim, 0, sizeof *prim);
+}
+
 const dnnl_memory_desc_t *cz_dnnl_arg_md(const_dnnl_primitive_desc_t pd, int arg)
 {
     return dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, arg);
 }
 
-void cz_dnnl_run(cz_graph *g, dnnl_primitive_t prim, int n_args, const dnnl_exec_arg_t *args)
+void cz_dnnl_run(cz_graph *g, const cz_primitive *prim, int n_args, const dnnl_exec_arg_t *args)
 {
-    if (dnnl_primitive_execute(prim, stream, n_args, args) != dnnl_success ||
+    dnnl_exec_arg_t all[16];
+    if (n_args > 15) {
+        cz_graph_error(g, CZ_ERR_BACKEND, "oneDNN: %d arguments", n_args);
+        return;
+    }
+    memcpy(all, args, (size_t)n_args * sizeof *args);
+    if (prim->scratchpad)
+        all[n_args++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, prim->scratchpad};
+    if (dnnl_primitive_execute(prim->prim, stream, n_args, all) != dnnl_success ||
         dnnl_stream_wait(stream) != dnnl_success)
         cz_graph_error(g, CZ_ERR_BACKEND, "oneDNN: a primitive failed to execute");
 }
@@ -291,7 +331,9 @@ void cz_mirror_sync(cz_graph *g, const cz_mirror *m)
     dnnl_exec_arg_t args[3] = {{DNNL_ARG_FROM, from},
                                {DNNL_ARG_TO, to},
                                {DNNL_ARG_ATTR_OUTPUT_SCALES, m->scales}};
-    cz_dnnl_run(g, m->reorder, m->scales ? 3 : 2, args);
+    /* A reorder's scratchpad, rarely any, stays the library's. */
+    cz_primitive reorder = {m->reorder, NULL};
+    cz_dnnl_run(g, &reorder, m->scales ? 3 : 2, args);
 }
 
 void cz_mirror_free(cz_mirror *m)

@@ -25,16 +25,32 @@ dnnl_memory_desc_t cz_dnnl_grad_md(const cz_tensor *t);
 /* Turn a oneDNN status into ours, naming what failed. */
 cz_status cz_dnnl_check(dnnl_status_t status, const char *what);
 
-/* Create a primitive descriptor, and its primitive if prim is not NULL. */
-cz_status cz_dnnl_create(dnnl_primitive_desc_t *pd, dnnl_primitive_t *prim,
+/* A primitive and its scratchpad, oneDNN's working memory while it runs
+ * (a convolution's per-thread partial sums, padded copies). Left to the
+ * library, every primitive keeps its own for the life of the process (250
+ * MB over a ResNet GAN step); ours lies in the graph's scratch
+ * (cz_graph_scratch), as the op's conversions do. */
+typedef struct {
+    dnnl_primitive_t prim;
+    dnnl_memory_t scratchpad; /* NULL where it needs none */
+} cz_primitive;
+
+/* Create a primitive descriptor whose scratchpad is ours (user mode), and
+ * its primitive in g if prim is not NULL (from an op's plan). */
+cz_status cz_dnnl_create(dnnl_primitive_desc_t *pd, cz_primitive *prim, cz_graph *g,
                          const_dnnl_op_desc_t desc, const_dnnl_primitive_attr_t attr,
                          const_dnnl_primitive_desc_t hint, const char *what);
+/* The primitive of such a descriptor, its scratchpad in g's scratch. */
+cz_status cz_primitive_create(cz_primitive *prim, cz_graph *g, const_dnnl_primitive_desc_t pd,
+                              const char *what);
+void cz_primitive_destroy(cz_primitive *prim);
 
 /* The descriptor a primitive wants for one of its execute arguments. */
 const dnnl_memory_desc_t *cz_dnnl_arg_md(const_dnnl_primitive_desc_t pd, int arg);
 
-/* Execute on the process stream; a failure is recorded in the graph. */
-void cz_dnnl_run(cz_graph *g, dnnl_primitive_t prim, int n_args, const dnnl_exec_arg_t *args);
+/* Execute on the process stream, with its scratchpad; a failure is
+ * recorded in the graph. At most 15 arguments. */
+void cz_dnnl_run(cz_graph *g, const cz_primitive *prim, int n_args, const dnnl_exec_arg_t *args);
 
 /* How a mirror moves data between the user buffer and the primitive's. */
 typedef enum {

@@ -166,7 +166,7 @@ static cz_status forward_pd(cz_graph *g, const cz_node *node, const conv_state *
     if (st == CZ_OK)
         st = fused_attr(s, &attr);
     if (st == CZ_OK)
-        st = cz_dnnl_create(pd, NULL, &desc, attr, NULL, "convolution forward");
+        st = cz_dnnl_create(pd, NULL, g, &desc, attr, NULL, "convolution forward");
     dnnl_primitive_attr_destroy(attr);
     return st;
 }
@@ -212,7 +212,7 @@ static cz_status pass_pd(cz_graph *g, const cz_node *node, const conv_state *s, 
     const char *what = pass == BACKWARD_DATA ? "convolution backward data" : "convolution backward weights";
     cz_status st = cz_dnnl_check(ds, what);
     if (st == CZ_OK)
-        st = cz_dnnl_create(pd, NULL, &desc, NULL, hint, what);
+        st = cz_dnnl_create(pd, NULL, g, &desc, NULL, hint, what);
     return st;
 }
 
@@ -224,7 +224,7 @@ static cz_status pass_pd(cz_graph *g, const cz_node *node, const conv_state *s, 
  * choosing, on those: converting costs less. */
 static cz_status pass_primitive(cz_graph *g, const cz_node *node, const conv_state *s,
                                 conv_pass pass, const_dnnl_primitive_desc_t hint,
-                                dnnl_primitive_desc_t *pd, dnnl_primitive_t *prim)
+                                dnnl_primitive_desc_t *pd, cz_primitive *prim)
 {
     conv_descs d = make_descs(g, node, s, true);
     cz_status st = pass_pd(g, node, s, pass, &d, hint, pd);
@@ -239,7 +239,7 @@ static cz_status pass_primitive(cz_graph *g, const cz_node *node, const conv_sta
         }
     }
     if (st == CZ_OK)
-        st = cz_dnnl_check(dnnl_primitive_create(prim, *pd), "convolution primitive");
+        st = cz_primitive_create(prim, g, *pd, "convolution primitive");
     return st;
 }
 

@@ -52,17 +52,17 @@ static cz_status linear_plan(cz_graph *g, cz_node *node)
     dnnl_prop_kind_t prop = training ? dnnl_forward_training : dnnl_forward_inference;
     if ((st = cz_dnnl_check(dnnl_inner_product_forward_desc_init(&desc, prop, &src, &weights, b ? &ours.b : NULL, &dst),
                             "inner product descriptor")) != CZ_OK ||
-        (st = cz_dnnl_create(&p->fwd_pd, &p->fwd, &desc, NULL, NULL, "inner product forward")) != CZ_OK)
+        (st = cz_dnnl_create(&p->fwd_pd, &p->fwd, g, &desc, NULL, NULL, "inner product forward")) != CZ_OK)
         return st;
     if (training && x->may_need_grad &&
         ((st = cz_dnnl_check(dnnl_inner_product_backward_data_desc_init(&desc, &diff_src, &weights, &diff_dst),
                              "inner product backward-data descriptor")) != CZ_OK ||
-         (st = cz_dnnl_create(&p->bwd_data_pd, &p->bwd_data, &desc, NULL, p->fwd_pd, "inner product backward data")) != CZ_OK))
+         (st = cz_dnnl_create(&p->bwd_data_pd, &p->bwd_data, g, &desc, NULL, p->fwd_pd, "inner product backward data")) != CZ_OK))
         return st;
     if (training && (w->may_need_grad || (b && b->may_need_grad)) &&
         ((st = cz_dnnl_check(dnnl_inner_product_backward_weights_desc_init(&desc, &src, &diff_weights, b ? &ours.b : NULL, &diff_dst),
                              "inner product backward-weights descriptor")) != CZ_OK ||
-         (st = cz_dnnl_create(&p->bwd_weights_pd, &p->bwd_weights, &desc, NULL, p->fwd_pd, "inner product backward weights")) != CZ_OK))
+         (st = cz_dnnl_create(&p->bwd_weights_pd, &p->bwd_weights, g, &desc, NULL, p->fwd_pd, "inner product backward weights")) != CZ_OK))
         return st;
     p->b = b;
     return cz_weighted_bind(g, p, node, &ours);

@@ -44,7 +44,7 @@ typedef struct {
 
     dnnl_primitive_desc_t fwd_pd, bwd_pd;
     dnnl_primitive_desc_t fp32_fwd_pd; /* bf16 values: backward's hint (never run) */
-    dnnl_primitive_t fwd, bwd;
+    cz_primitive fwd, bwd;
     cz_mirror src, dst, mean, variance, scale, shift;
     cz_mirror bwd_src; /* bf16 values: backward's input, widened to fp32 */
     cz_mirror diff_dst, diff_src, diff_scale, diff_shift;
@@ -62,8 +62,8 @@ static void bn_destroy(void *p)
                             &s->diff_scale, &s->diff_shift, &s->workspace, &s->bwd_src};
     for (size_t i = 0; i < sizeof mirrors / sizeof *mirrors; i++)
         cz_mirror_free(mirrors[i]);
-    dnnl_primitive_destroy(s->fwd);
-    dnnl_primitive_destroy(s->bwd);
+    cz_primitive_destroy(&s->fwd);
+    cz_primitive_destroy(&s->bwd);
     dnnl_primitive_desc_destroy(s->fwd_pd);
     dnnl_primitive_desc_destroy(s->bwd_pd);
     dnnl_primitive_desc_destroy(s->fp32_fwd_pd);
@@ -93,7 +93,7 @@ static cz_status bn_plan(cz_graph *g, cz_node *node)
     dnnl_prop_kind_t prop = training ? dnnl_forward_training : dnnl_forward_inference;
     if ((st = cz_dnnl_check(dnnl_batch_normalization_forward_desc_init(&desc, prop, &data_md, s->eps, flags),
                             "batch normalization descriptor")) != CZ_OK ||
-        (st = cz_dnnl_create(&s->fwd_pd, &s->fwd, &desc, NULL, NULL, "batch normalization forward")) != CZ_OK ||
+        (st = cz_dnnl_create(&s->fwd_pd, &s->fwd, g, &desc, NULL, NULL, "batch normalization forward")) != CZ_OK ||
         (st = cz_mirror_init(&s->src, &data_md, x->data, cz_dnnl_arg_md(s->fwd_pd, DNNL_ARG_SRC), CZ_MIRROR_IN)) != CZ_OK ||
         (st = cz_mirror_init_transient(&s->dst, g, &y_md, y->data, cz_dnnl_arg_md(s->fwd_pd, DNNL_ARG_DST), CZ_MIRROR_OUT)) != CZ_OK)
         return st;
@@ -136,12 +136,12 @@ static cz_status bn_plan(cz_graph *g, cz_node *node)
     if (widen &&
         ((st = cz_dnnl_check(dnnl_batch_normalization_forward_desc_init(&desc, prop, &bwd_md, s->eps, flags),
                              "batch normalization descriptor")) != CZ_OK ||
-         (st = cz_dnnl_create(&s->fp32_fwd_pd, NULL, &desc, NULL, NULL, "batch normalization forward")) != CZ_OK))
+         (st = cz_dnnl_create(&s->fp32_fwd_pd, NULL, g, &desc, NULL, NULL, "batch normalization forward")) != CZ_OK))
         return st;
     dnnl_prop_kind_t bwd_prop = s->affine ? dnnl_backward : dnnl_backward_data;
     if ((st = cz_dnnl_check(dnnl_batch_normalization_backward_desc_init(&desc, bwd_prop, &bwd_md, &bwd_md, s->eps, flags),
                             "batch normalization backward descriptor")) != CZ_OK ||
-        (st = cz_dnnl_create(&s->bwd_pd, &s->bwd, &desc, NULL, widen ? s->fp32_fwd_pd : s->fwd_pd,
+        (st = cz_dnnl_create(&s->bwd_pd, &s->bwd, g, &desc, NULL, widen ? s->fp32_fwd_pd : s->fwd_pd,
                              "batch normalization backward")) != CZ_OK)
         return st;
     if (widen) {
@@ -178,7 +178,7 @@ static void bn_forward(cz_graph *g, cz_node *node)
     }
     if (s->workspace.prim)
         args[n_args++] = (dnnl_exec_arg_t){DNNL_ARG_WORKSPACE, s->workspace.prim};
-    cz_dnnl_run(g, s->fwd, n_args, args);
+    cz_dnnl_run(g, &s->fwd, n_args, args);
     cz_mirror_sync(g, &s->dst); /* an output stored otherwise than the input */
     if (s->running_stats || cz_graph_status(g) != CZ_OK)
         return;
@@ -198,7 +198,7 @@ static void bn_backward(cz_graph *g, cz_node *node)
     cz_tensor *w = s->affine ? node->in[BN_WEIGHT] : NULL;
     cz_tensor *b = s->affine ? node->in[BN_BIAS] : NULL;
     bool w_need = w && w->needs_grad, b_need = b && b->needs_grad;
-    if (!s->bwd || !(x->needs_grad || w_need || b_need))
+    if (!s->bwd.prim || !(x->needs_grad || w_need || b_need))
         return;
     const cz_mirror *src = s->bwd_src.prim ? &s->bwd_src : &s->src;
     dnnl_exec_arg_t args[10] = {{DNNL_ARG_SRC, src->prim},
@@ -218,7 +218,7 @@ static void bn_backward(cz_graph *g, cz_node *node)
         args[n_args++] = (dnnl_exec_arg_t){DNNL_ARG_WORKSPACE, s->workspace.prim};
     cz_mirror_sync(g, &s->bwd_src); /* no-op without one */
     cz_mirror_sync(g, &s->diff_dst);
-    cz_dnnl_run(g, s->bwd, n_args, args);
+    cz_dnnl_run(g, &s->bwd, n_args, args);
     if (x->needs_grad)
         cz_mirror_sync(g, &s->diff_src);
     if (w_need)

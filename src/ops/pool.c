@@ -18,7 +18,7 @@ typedef struct {
     int kernel, stride, padding;
 
     dnnl_primitive_desc_t fwd_pd, bwd_pd;
-    dnnl_primitive_t fwd, bwd;
+    cz_primitive fwd, bwd;
     cz_mirror src, dst, workspace;
     cz_mirror diff_dst, diff_src;
 } max_pool_state;
@@ -31,8 +31,8 @@ static void max_pool_destroy(void *p)
     cz_mirror *mirrors[] = {&s->src, &s->dst, &s->workspace, &s->diff_dst, &s->diff_src};
     for (size_t i = 0; i < sizeof mirrors / sizeof *mirrors; i++)
         cz_mirror_free(mirrors[i]);
-    dnnl_primitive_destroy(s->fwd);
-    dnnl_primitive_destroy(s->bwd);
+    cz_primitive_destroy(&s->fwd);
+    cz_primitive_destroy(&s->bwd);
     dnnl_primitive_desc_destroy(s->fwd_pd);
     dnnl_primitive_desc_destroy(s->bwd_pd);
     free(s);
@@ -56,7 +56,7 @@ static cz_status max_pool_plan(cz_graph *g, cz_node *node)
     if ((st = cz_dnnl_check(dnnl_pooling_forward_desc_init(&desc, prop, dnnl_pooling_max, &x_md, &y_md,
                                                            strides, kernel, padding, padding),
                             "max pooling descriptor")) != CZ_OK ||
-        (st = cz_dnnl_create(&s->fwd_pd, &s->fwd, &desc, NULL, NULL, "max pooling forward")) != CZ_OK ||
+        (st = cz_dnnl_create(&s->fwd_pd, &s->fwd, g, &desc, NULL, NULL, "max pooling forward")) != CZ_OK ||
         (st = cz_mirror_init_transient(&s->src, g, &x_md, x->data, cz_dnnl_arg_md(s->fwd_pd, DNNL_ARG_SRC), CZ_MIRROR_IN)) != CZ_OK ||
         (st = cz_mirror_init_transient(&s->dst, g, &y_md, y->data, cz_dnnl_arg_md(s->fwd_pd, DNNL_ARG_DST), CZ_MIRROR_OUT)) != CZ_OK)
         return st;
@@ -68,7 +68,7 @@ static cz_status max_pool_plan(cz_graph *g, cz_node *node)
         (st = cz_dnnl_check(dnnl_pooling_backward_desc_init(&desc, dnnl_pooling_max, &x_md, &y_md,
                                                             strides, kernel, padding, padding),
                             "max pooling backward descriptor")) != CZ_OK ||
-        (st = cz_dnnl_create(&s->bwd_pd, &s->bwd, &desc, NULL, s->fwd_pd, "max pooling backward")) != CZ_OK ||
+        (st = cz_dnnl_create(&s->bwd_pd, &s->bwd, g, &desc, NULL, s->fwd_pd, "max pooling backward")) != CZ_OK ||
         (st = cz_mirror_init_transient(&s->diff_dst, g, &dy_md, y->grad, cz_dnnl_arg_md(s->bwd_pd, DNNL_ARG_DIFF_DST), CZ_MIRROR_IN)) != CZ_OK ||
         (st = cz_mirror_init_transient(&s->diff_src, g, &dx_md, x->grad, cz_dnnl_arg_md(s->bwd_pd, DNNL_ARG_DIFF_SRC), cz_mirror_grad_dir(x))) != CZ_OK)
         return st;
@@ -82,20 +82,20 @@ static void max_pool_forward(cz_graph *g, cz_node *node)
                                {DNNL_ARG_DST, s->dst.prim},
                                {DNNL_ARG_WORKSPACE, s->workspace.prim}};
     cz_mirror_sync(g, &s->src);
-    cz_dnnl_run(g, s->fwd, s->bwd ? 3 : 2, args);
+    cz_dnnl_run(g, &s->fwd, s->bwd.prim ? 3 : 2, args);
     cz_mirror_sync(g, &s->dst);
 }
 
 static void max_pool_backward(cz_graph *g, cz_node *node)
 {
     max_pool_state *s = node->state;
-    if (!node->in[0]->needs_grad || !s->bwd)
+    if (!node->in[0]->needs_grad || !s->bwd.prim)
         return;
     dnnl_exec_arg_t args[3] = {{DNNL_ARG_DIFF_DST, s->diff_dst.prim},
                                {DNNL_ARG_WORKSPACE, s->workspace.prim},
                                {DNNL_ARG_DIFF_SRC, s->diff_src.prim}};
     cz_mirror_sync(g, &s->diff_dst);
-    cz_dnnl_run(g, s->bwd, 3, args);
+    cz_dnnl_run(g, &s->bwd, 3, args);
     cz_mirror_sync(g, &s->diff_src);
 }
 

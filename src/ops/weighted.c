@@ -82,7 +82,7 @@ void cz_weighted_forward(cz_graph *g, cz_weighted *p)
     if (has_bias)
         args[n_args++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, p->bias.prim};
     cz_mirror_sync(g, &p->residual_into_dst); /* no-op without one */
-    cz_dnnl_run(g, p->fwd, n_args, args);
+    cz_dnnl_run(g, &p->fwd, n_args, args);
     cz_mirror_sync(g, &p->dst);
 }
 
@@ -91,24 +91,24 @@ void cz_weighted_backward(cz_graph *g, const cz_node *node, cz_weighted *p)
     const cz_tensor *x = node->in[0], *w = node->in[1], *b = p->b;
     bool weights_need = w->needs_grad || (b && b->needs_grad);
     if (x->needs_grad || weights_need)
-        cz_mirror_sync(g, p->bwd_data ? &p->bd_diff_dst : &p->bw_diff_dst);
+        cz_mirror_sync(g, p->bwd_data.prim ? &p->bd_diff_dst : &p->bw_diff_dst);
     if (x->needs_grad) {
         cz_mirror_sync(g, &p->bd_weights);
         dnnl_exec_arg_t args[3] = {{DNNL_ARG_DIFF_DST, p->bd_diff_dst.prim},
                                    {DNNL_ARG_WEIGHTS, p->bd_weights.prim},
                                    {DNNL_ARG_DIFF_SRC, p->bd_diff_src.prim}};
-        cz_dnnl_run(g, p->bwd_data, 3, args);
+        cz_dnnl_run(g, &p->bwd_data, 3, args);
         cz_mirror_sync(g, &p->bd_diff_src);
     }
     if (weights_need) {
-        if (p->bwd_data)
+        if (p->bwd_data.prim)
             cz_mirror_sync(g, &p->bw_diff_dst); /* no-op when shared */
         cz_mirror_sync(g, &p->bw_src);
         dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, p->bw_src.prim},
                                    {DNNL_ARG_DIFF_DST, p->bw_diff_dst.prim},
                                    {DNNL_ARG_DIFF_WEIGHTS, p->bw_diff_weights.prim},
                                    {DNNL_ARG_DIFF_BIAS, p->bw_diff_bias.prim}};
-        cz_dnnl_run(g, p->bwd_weights, b ? 4 : 3, args);
+        cz_dnnl_run(g, &p->bwd_weights, b ? 4 : 3, args);
         if (w->needs_grad)
             cz_mirror_sync(g, &p->bw_diff_weights);
         if (b && b->needs_grad)
@@ -124,9 +124,9 @@ void cz_weighted_release(cz_weighted *p)
                             &p->bw_diff_dst, &p->bw_diff_weights, &p->bw_diff_bias};
     for (size_t i = 0; i < sizeof mirrors / sizeof *mirrors; i++)
         cz_mirror_free(mirrors[i]);
-    dnnl_primitive_destroy(p->fwd);
-    dnnl_primitive_destroy(p->bwd_data);
-    dnnl_primitive_destroy(p->bwd_weights);
+    cz_primitive_destroy(&p->fwd);
+    cz_primitive_destroy(&p->bwd_data);
+    cz_primitive_destroy(&p->bwd_weights);
     dnnl_primitive_desc_destroy(p->fwd_pd);
     dnnl_primitive_desc_destroy(p->bwd_data_pd);
     dnnl_primitive_desc_destroy(p->bwd_weights_pd);

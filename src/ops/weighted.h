@@ -11,7 +11,7 @@
 typedef struct {
     /* Set by the op; a backward primitive stays NULL when nothing needs it. */
     dnnl_primitive_desc_t fwd_pd, bwd_data_pd, bwd_weights_pd;
-    dnnl_primitive_t fwd, bwd_data, bwd_weights;
+    cz_primitive fwd, bwd_data, bwd_weights;
     /* A batch norm folded in (inference; set by the op before binding): the
      * weights mirror multiplies output channel oc by fold_scale[oc], and the
      * forward's bias is fold_bias, which has the op's own bias in it; the
