@@ -26,15 +26,17 @@ struct cz_graph {
     int n_nodes, cap_nodes;
 
     /* Scratch (cz_graph_scratch): the pieces asked for, each at its offset
-     * among the pieces of its op; the bytes the op planning now has asked
-     * for, the most any op asked for, and the one allocation. */
+     * among the pieces of its op's call; the bytes the op planning now has
+     * asked for, per call, the call it is asking for, the most any op's
+     * call asked for, and the one allocation. */
     struct scratch_piece {
         size_t offset;
         cz_scratch_bind bind;
         void *ctx;
     } *pieces;
     int n_pieces, cap_pieces;
-    size_t op_scratch_bytes, scratch_bytes;
+    size_t op_scratch_bytes[2], scratch_bytes;
+    cz_call scratch_call;
     void *scratch;
 
     float *activations;      /* activation and input values (graph.h: liveness): */
@@ -474,6 +476,8 @@ static cz_status plan_region(cz_graph *g, region r, float **base, size_t *n_own)
 
 static size_t aligned64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
 
+void cz_graph_scratch_for(cz_graph *g, cz_call call) { g->scratch_call = call; }
+
 cz_status cz_graph_scratch(cz_graph *g, size_t bytes, cz_scratch_bind bind, void *ctx)
 {
     if (g->n_pieces == g->cap_pieces) {
@@ -484,10 +488,11 @@ cz_status cz_graph_scratch(cz_graph *g, size_t bytes, cz_scratch_bind bind, void
         g->pieces = more;
         g->cap_pieces = cap;
     }
-    g->pieces[g->n_pieces++] = (struct scratch_piece){g->op_scratch_bytes, bind, ctx};
-    g->op_scratch_bytes += aligned64(bytes);
-    if (g->op_scratch_bytes > g->scratch_bytes)
-        g->scratch_bytes = g->op_scratch_bytes;
+    size_t *call_bytes = &g->op_scratch_bytes[g->scratch_call];
+    g->pieces[g->n_pieces++] = (struct scratch_piece){*call_bytes, bind, ctx};
+    *call_bytes += aligned64(bytes);
+    if (*call_bytes > g->scratch_bytes)
+        g->scratch_bytes = *call_bytes;
     return CZ_OK;
 }
 
@@ -574,7 +579,8 @@ cz_status cz_graph_plan(cz_graph *g)
 
     for (int i = 0; i < g->n_nodes; i++) {
         cz_node *node = &g->nodes[i];
-        g->op_scratch_bytes = 0;
+        g->op_scratch_bytes[CZ_FORWARD_CALL] = g->op_scratch_bytes[CZ_BACKWARD_CALL] = 0;
+        g->scratch_call = CZ_FORWARD_CALL;
         if (node->op->plan) {
             st = node->op->plan(g, node);
             if (st != CZ_OK)

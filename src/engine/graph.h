@@ -267,13 +267,17 @@ cz_status cz_graph_plan(cz_graph *g);
 
 /* For op plans: scratch, memory an op needs only within one forward or
  * backward call of its own (a primitive's output before it is converted
- * into our tensor, an output gradient converted for the primitive). An op
- * asks for its pieces while it plans; they lie side by side, and every
- * op's lie in one region, so the graph holds the memory of the op that
- * needs the most rather than all of theirs. Once every op has planned,
- * bind(ctx, address) gives each piece its 64-byte aligned address; its
- * failure fails the plan. */
+ * into our tensor, an output gradient converted for the primitive, a
+ * primitive's scratchpad). An op asks for its pieces while it plans, each
+ * for the call cz_graph_scratch_for last named (forward, until it says
+ * otherwise); a call's pieces lie side by side, and every op's calls lie
+ * in one region, so the graph holds the memory of the call that needs the
+ * most rather than all of theirs. Once every op has planned, bind(ctx,
+ * address) gives each piece its 64-byte aligned address; its failure
+ * fails the plan. */
+typedef enum { CZ_FORWARD_CALL, CZ_BACKWARD_CALL } cz_call;
 typedef cz_status (*cz_scratch_bind)(void *ctx, void *address);
+void cz_graph_scratch_for(cz_graph *g, cz_call call);
 cz_status cz_graph_scratch(cz_graph *g, size_t bytes, cz_scratch_bind bind, void *ctx);
 
 /* Both return the graph's status: CZ_OK, or the first failure of a step

@@ -258,6 +258,7 @@ static cz_status conv_plan(cz_graph *g, cz_node *node)
     cz_weighted *p = &s->p;
     bool training = cz_graph_training(g);
     cz_status st = pass_primitive(g, node, s, FORWARD, NULL, &p->fwd_pd, &p->fwd);
+    cz_graph_scratch_for(g, CZ_BACKWARD_CALL); /* the backward primitives' scratchpads */
     if (st == CZ_OK && training && x->may_need_grad)
         st = pass_primitive(g, node, s, BACKWARD_DATA, p->fwd_pd, &p->bwd_data_pd, &p->bwd_data);
     if (st == CZ_OK && training && (w->may_need_grad || (b && b->may_need_grad)))

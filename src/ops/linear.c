@@ -54,6 +54,7 @@ static cz_status linear_plan(cz_graph *g, cz_node *node)
                             "inner product descriptor")) != CZ_OK ||
         (st = cz_dnnl_create(&p->fwd_pd, &p->fwd, g, &desc, NULL, NULL, "inner product forward")) != CZ_OK)
         return st;
+    cz_graph_scratch_for(g, CZ_BACKWARD_CALL); /* the backward primitives' scratchpads */
     if (training && x->may_need_grad &&
         ((st = cz_dnnl_check(dnnl_inner_product_backward_data_desc_init(&desc, &diff_src, &weights, &diff_dst),
                              "inner product backward-data descriptor")) != CZ_OK ||

@@ -125,6 +125,7 @@ static cz_status bn_plan(cz_graph *g, cz_node *node)
     bool want_params = s->affine && (w->may_need_grad || b->may_need_grad);
     if (!x->may_need_grad && !want_params)
         return CZ_OK;
+    cz_graph_scratch_for(g, CZ_BACKWARD_CALL);
     /* bf16 values (a bf16 training graph): backward runs in fp32 on them,
      * widened within its call. oneDNN 2.6's bf16 backward would want bf16
      * gradients, converted both ways and rounded (tests/test_layout.c's

@@ -62,6 +62,7 @@ static cz_status max_pool_plan(cz_graph *g, cz_node *node)
         return st;
     if (!backward)
         return CZ_OK;
+    cz_graph_scratch_for(g, CZ_BACKWARD_CALL);
 
     const dnnl_memory_desc_t *ws_md = dnnl_primitive_desc_query_md(s->fwd_pd, dnnl_query_workspace_md, 0);
     if ((st = cz_mirror_init(&s->workspace, ws_md, NULL, ws_md, CZ_MIRROR_IN)) != CZ_OK ||

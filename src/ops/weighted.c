@@ -15,6 +15,7 @@ cz_status cz_weighted_bind(cz_graph *g, cz_weighted *p, const cz_node *node, con
      * fp32; the second conversion costs about 1% of a step). */
     cz_status st;
     bool training = cz_graph_training(g);
+    cz_graph_scratch_for(g, CZ_FORWARD_CALL);
     const dnnl_memory_desc_t *src_md = cz_dnnl_arg_md(p->fwd_pd, DNNL_ARG_SRC);
     if ((st = p->bwd_weights_pd ? cz_mirror_init(&p->src, &ours->x, x->data, src_md, CZ_MIRROR_IN)
                                 : cz_mirror_init_transient(&p->src, g, &ours->x, x->data, src_md, CZ_MIRROR_IN)) != CZ_OK ||
@@ -32,6 +33,7 @@ cz_status cz_weighted_bind(cz_graph *g, cz_weighted *p, const cz_node *node, con
     }
     /* Where a backward primitive wants what another already converted in
      * this step, the mirrors share it. */
+    cz_graph_scratch_for(g, CZ_BACKWARD_CALL);
     if (p->bwd_data_pd &&
         ((st = cz_mirror_init_transient(&p->bd_diff_dst, g, &ours->dy, y->grad, cz_dnnl_arg_md(p->bwd_data_pd, DNNL_ARG_DIFF_DST), CZ_MIRROR_IN)) != CZ_OK ||
          (st = cz_mirror_init_transient(&p->bd_weights, g, &ours->w, w->data, cz_dnnl_arg_md(p->bwd_data_pd, DNNL_ARG_WEIGHTS), CZ_MIRROR_IN)) != CZ_OK ||
