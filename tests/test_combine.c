@@ -7,6 +7,7 @@
 
 #include "check.h"
 #include "gradcheck.h"
+#include "io/half.h"
 #include "ops/ops.h"
 
 /* gradcheck() copies each tensor's analytic gradient after the finite
@@ -256,6 +257,47 @@ static void dropout_gradcheck(void)
     cz_graph_free(g);
 }
 
+/* A bf16 training graph stores dropout's input and output as bf16 values
+ * between two convolutions: each output is 0 or the input times 1/(1-p),
+ * rounded to bf16, and the input's gradient is the output's through the
+ * same mask and scale. */
+static void dropout_bf16(void)
+{
+    cz_graph_config cfg = {.training = true, .precision = CZ_BF16, .seed = 6};
+    cz_graph *g = cz_graph_create(&cfg);
+    cz_tensor *x = cz_graph_input(g, "x", 2, 3, 6, 5, false);
+    int64_t w1[4] = {16, 3, 3, 3}, w2[4] = {2, 16, 3, 3};
+    cz_tensor *h = cz_conv2d(g, x, cz_graph_param(g, "w1", 4, w1, CZ_INIT_NORMAL, 0.3f), NULL, 1, 1, 1);
+    cz_tensor *d = cz_dropout(g, h, 0.3f);
+    cz_tensor *y = cz_conv2d(g, d, cz_graph_param(g, "w2", 4, w2, CZ_INIT_NORMAL, 0.3f), NULL, 1, 1, 1);
+    CHECK(cz_graph_plan(g) == CZ_OK, "plan: %s", cz_last_error());
+    if (cz_graph_status(g) != CZ_OK) {
+        cz_graph_free(g);
+        return;
+    }
+    CHECK(h->layout == CZ_LAYOUT_NHWC_BF16 && d->layout == CZ_LAYOUT_NHWC_BF16,
+          "bf16 dropout: values are not bf16 channels-last");
+    cz_rng rng;
+    cz_rng_seed(&rng, 7);
+    fill_uniform(&rng, x->data, cz_numel(x), -1, 1);
+    CHECK(cz_graph_forward(g) == CZ_OK, "bf16 dropout: forward: %s", cz_last_error());
+    fill_uniform(&rng, y->grad, cz_numel(y), -1, 1);
+    CHECK(cz_graph_backward(g) == CZ_OK, "bf16 dropout: backward: %s", cz_last_error());
+    const uint16_t *hv = (const uint16_t *)h->data, *dv = (const uint16_t *)d->data;
+    int64_t n = cz_numel(d), kept = 0, wrong = 0;
+    for (int64_t i = 0; i < n; i++) {
+        float in = cz_bf16_to_f32(hv[i]), out = cz_bf16_to_f32(dv[i]);
+        bool dropped = out == 0.0f && in != 0.0f;
+        kept += !dropped;
+        float expect = dropped ? 0.0f : cz_bf16_to_f32(cz_f32_to_bf16(in / 0.7f));
+        float grad = dropped ? 0.0f : d->grad[i] / 0.7f;
+        wrong += out != expect || fabsf(h->grad[i] - grad) > 1e-6f * (1.0f + fabsf(grad));
+    }
+    CHECK(wrong == 0 && kept > n / 2 && kept < n, "bf16 dropout: %lld of %lld wrong, %lld kept",
+          (long long)wrong, (long long)n, (long long)kept);
+    cz_graph_free(g);
+}
+
 /* --- thread-count independence of cat and add --- */
 
 static void thread_case(void)
@@ -402,6 +444,7 @@ int main(void)
     dropout_reproducible();
     dropout_identity();
     dropout_gradcheck();
+    dropout_bf16();
     thread_case();
     error_case();
     return check_finish("test_combine");

@@ -496,7 +496,8 @@ cz_status cz_graph_scratch(cz_graph *g, size_t bytes, cz_scratch_bind bind, void
     return CZ_OK;
 }
 
-/* One allocation for the op that asked for the most; binds every piece. */
+/* One allocation, for the op call that asked for the most; binds every
+ * piece. */
 static cz_status bind_scratch(cz_graph *g)
 {
     if (g->n_pieces == 0)

@@ -68,6 +68,13 @@ cz_status cz_dnnl_check(dnnl_status_t status, const char *what)
                    "oneDNN: %s failed (status %d)", what, (int)status);
 }
 
+/* Where the graph's scratch puts a transient memory (a primitive's
+ * scratchpad, a transient mirror's side). */
+static cz_status bind_scratch(void *memory, void *address)
+{
+    return cz_dnnl_check(dnnl_memory_set_data_handle(memory, address), "scratch memory");
+}
+
 cz_status cz_dnnl_create(dnnl_primitive_desc_t *pd, cz_primitive *prim, cz_graph *g,
                          const_dnnl_op_desc_t desc, const_dnnl_primitive_attr_t attr,
                          const_dnnl_primitive_desc_t hint, const char *what)
@@ -91,8 +98,6 @@ cz_status cz_dnnl_create(dnnl_primitive_desc_t *pd, cz_primitive *prim, cz_graph
     }
     return st;
 }
-
-static cz_status bind_scratch(void *memory, void *address);
 
 cz_status cz_primitive_create(cz_primitive *prim, cz_graph *g, const_dnnl_primitive_desc_t pd,
                               const char *what)
@@ -182,11 +187,6 @@ static cz_status make_reorder(cz_mirror *m)
     dnnl_post_ops_destroy(ops);
     dnnl_primitive_attr_destroy(attr);
     return st;
-}
-
-static cz_status bind_scratch(void *memory, void *address)
-{
-    return cz_dnnl_check(dnnl_memory_set_data_handle(memory, address), "scratch memory");
 }
 
 /* The mirror's own memory object in the primitive's layout: its data

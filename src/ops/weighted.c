@@ -12,7 +12,7 @@ cz_status cz_weighted_bind(cz_graph *g, cz_weighted *p, const cz_node *node, con
      * converted and used within one call: transient. A training graph
      * converts its weights in every forward and again for backward-data
      * rather than keep them in between (a ResNet generator's: 131 MB in
-     * fp32; the second conversion costs about 1% of a step). */
+     * fp32; the second conversion costs no time we could measure). */
     cz_status st;
     bool training = cz_graph_training(g);
     cz_graph_scratch_for(g, CZ_FORWARD_CALL);
