@@ -31,7 +31,6 @@ uint16_t cz_f32_to_bf16(float f)
     return (uint16_t)(u >> 16);
 }
 
-
 /* f16 limits expressed as fp32 bit patterns of magnitudes. */
 #define F32_INF 0x7f800000u
 #define F16_OVERFLOW 0x477ff000u  /* 65520: halfway between the largest f16,

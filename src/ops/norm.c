@@ -127,11 +127,11 @@ static cz_status bn_plan(cz_graph *g, cz_node *node)
         return CZ_OK;
     cz_graph_scratch_for(g, CZ_BACKWARD_CALL);
     /* bf16 values (a bf16 training graph): backward runs in fp32 on them,
-     * widened within its call. oneDNN 2.6's bf16 backward would want bf16
-     * gradients, converted both ways and rounded (tests/test_layout.c's
-     * input gradient then strays 3% from the fp32 one's); its hint is an
-     * fp32 forward that never runs, whose mask is laid out as the bf16
-     * one's (checked). */
+     * widened within its call: one conversion, where oneDNN 2.6's bf16
+     * backward would want both gradients in bf16, two (and is no more
+     * accurate: tests/test_layout.c measured both). Its hint is an fp32
+     * forward that never runs, whose mask is laid out as the bf16 one's
+     * (checked). */
     bool widen = x->layout == CZ_LAYOUT_NHWC_BF16;
     dnnl_memory_desc_t bwd_md = widen ? dx_md : data_md;
     if (widen &&
