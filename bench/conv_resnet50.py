@@ -152,14 +152,16 @@ def main():
         for key, count in sorted(impls.items(), key=lambda kv: -kv[1]):
             print(f"  {count:6d}  {key}")
         # The ceiling on our bf16 / fp32 ratio: the convolution primitives
-        # alone, without any conversion (every pass, warm-up included).
+        # alone, and the matmuls that run a bf16 1x1 convolution's backward
+        # (src/ops/conv.c), without any conversion (every pass, warm-up
+        # included).
         conv_ms = {"fp32": 0.0, "bf16": 0.0}
         for line in engine.verbose_lines:
             f = line.split(",")
-            if len(f) > 6 and f[1] == "exec" and f[3] == "convolution":
+            if len(f) > 6 and f[1] == "exec" and f[3] in ("convolution", "matmul"):
                 conv_ms["bf16" if "bf16" in f[6] else "fp32"] += float(f[-1])
         passes = args.repeats + 1
-        print(f"convolution primitives alone, each shape once, per pass: fp32 "
+        print(f"convolution and matmul primitives alone, each shape once, per pass: fp32 "
               f"{conv_ms['fp32'] / passes:.0f} ms, bf16 {conv_ms['bf16'] / passes:.0f} ms "
               f"(fp32 / bf16 = {conv_ms['fp32'] / max(conv_ms['bf16'], 1e-9):.2f})")
     engine.proc.stdin.close()

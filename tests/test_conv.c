@@ -136,6 +136,79 @@ static void run_case(const conv_case *c, cz_precision precision)
     cz_graph_free(g);
 }
 
+/* bf16 training graphs run the backward of a 1x1 convolution of stride 1 on
+ * channels-last values as matmuls (conv.c). A chain where they meet every
+ * case: an input gradient added to (a has two readers) and written (m has
+ * one), a bias and none, channel counts no multiple of 16, and with
+ * channels-last io an fp32 input that forward converted; against the same
+ * chain in fp32, whose convolutions the cases above check. A transposed
+ * operand or a lost sum errs by order 1. */
+static cz_tensor *chain(cz_graph *g, cz_tensor *x, cz_tensor **mid)
+{
+    int64_t wa[4] = {16, 3, 1, 1}, wm[4] = {24, 16, 1, 1}, wk[4] = {40, 16, 1, 1};
+    int64_t wn[4] = {40, 24, 1, 1}, wy[4] = {5, 40, 3, 3}, bm[1] = {24};
+#define P(name, shape) cz_graph_param(g, name, (int)(sizeof shape / sizeof *shape), shape, CZ_INIT_UNIFORM, 0.5f)
+    cz_tensor *a = mid[0] = cz_conv2d(g, x, P("a", wa), NULL, 1, 0, 1);
+    cz_tensor *m = mid[1] = cz_conv2d(g, a, P("m", wm), P("m.bias", bm), 1, 0, 1);
+    cz_tensor *k = mid[2] = cz_conv2d(g, a, P("k", wk), NULL, 1, 0, 1);
+    cz_tensor *n = mid[3] = cz_conv2d(g, m, P("n", wn), NULL, 1, 0, 1);
+    return cz_conv2d(g, cz_add(g, n, k), P("y", wy), NULL, 1, 1, 1);
+#undef P
+}
+
+static void matmul_backward(bool channels_last_io)
+{
+    cz_graph *gs[2];
+    cz_tensor *xs[2], *ys[2], *mid[2][4];
+    const char *what = channels_last_io ? "matmul backward, channels-last io" : "matmul backward";
+    for (int k = 0; k < 2; k++) {
+        cz_graph_config cfg = {.training = true, .poison_unread_values = true,
+                               .precision = k == 0 ? CZ_BF16 : CZ_FP32, .seed = 11,
+                               .channels_last_io = channels_last_io};
+        gs[k] = cz_graph_create(&cfg);
+        xs[k] = cz_graph_input(gs[k], "x", 2, 3, 7, 9, true);
+        ys[k] = chain(gs[k], xs[k], mid[k]);
+        CHECK(cz_graph_plan(gs[k]) == CZ_OK, "%s: plan: %s", what, cz_last_error());
+    }
+    if (cz_graph_status(gs[0]) == CZ_OK && cz_graph_status(gs[1]) == CZ_OK) {
+        /* The first reads the plain input unless io is channels-last. */
+        for (int i = channels_last_io ? 0 : 1; i < 4; i++)
+            CHECK(cz_conv2d_backward_by_matmul(gs[0], mid[0][i]) &&
+                  !cz_conv2d_backward_by_matmul(gs[1], mid[1][i]),
+                  "%s: 1x1 convolution %d: by matmul in bf16 (only): %d %d", what, i,
+                  cz_conv2d_backward_by_matmul(gs[0], mid[0][i]),
+                  cz_conv2d_backward_by_matmul(gs[1], mid[1][i]));
+        const cz_param_store *ps[2] = {cz_graph_params(gs[0]), cz_graph_params(gs[1])};
+        memcpy(ps[1]->data, ps[0]->data, ps[0]->n_total * sizeof(float));
+        cz_rng rng;
+        cz_rng_seed(&rng, 12);
+        fill_uniform(&rng, xs[0]->data, cz_numel(xs[0]), -1, 1);
+        memcpy(xs[1]->data, xs[0]->data, (size_t)cz_numel(xs[0]) * sizeof(float));
+        /* Step 1 runs two passes before comparing: a parameter's gradient
+         * is added to, as a discriminator's is. */
+        for (int step = 0; step < 2; step++) {
+            for (int k = 0; k < 2; k++) {
+                cz_graph_zero_grad(gs[k]);
+                memset(xs[k]->grad, 0, (size_t)cz_numel(xs[k]) * sizeof(float));
+                for (int pass = 0; pass <= step; pass++) {
+                    CHECK(cz_graph_forward(gs[k]) == CZ_OK, "%s: forward", what);
+                    cz_tensor_seed(ys[k], pass == 0 ? 1.0f : -0.5f);
+                    CHECK(cz_graph_backward(gs[k]) == CZ_OK, "%s: backward", what);
+                }
+            }
+            /* bf16 rounds every convolution's operands: about 1% here. */
+            double ex = check_norm_rel_err(xs[0]->grad, xs[1]->grad, (long)cz_numel(xs[0]));
+            double ep = check_norm_rel_err(ps[0]->grad, ps[1]->grad, (long)ps[0]->n_trainable);
+            CHECK(ex < 3e-2 && ep < 3e-2, "%s step %d: bf16 against fp32: input gradient %.3g, "
+                  "parameter gradients %.3g", what, step, ex, ep);
+            printf("%s step %d: input gradient %.2g, parameter gradients %.2g\n", what, step,
+                   ex, ep);
+        }
+    }
+    cz_graph_free(gs[0]);
+    cz_graph_free(gs[1]);
+}
+
 int main(void)
 {
     const conv_case cases[] = {
@@ -153,6 +226,9 @@ int main(void)
         run_case(&cases[i], CZ_FP32);
         run_case(&cases[i], CZ_BF16);
     }
+
+    matmul_backward(false);
+    matmul_backward(true);
 
     /* Shape errors are reported, not crashed on. */
     cz_graph_config cfg = {.training = false};

@@ -675,6 +675,11 @@ const char *cz_graph_node_op(const cz_graph *g, int i)
     return i >= 0 && i < g->n_nodes ? g->nodes[i].op->name : NULL;
 }
 
+const cz_node *cz_graph_producer(const cz_graph *g, const cz_tensor *t)
+{
+    return t->producer >= 0 ? &g->nodes[t->producer] : NULL;
+}
+
 cz_tensor *cz_graph_find(const cz_graph *g, const char *name)
 {
     for (int i = 0; i < g->n_tensors; i++)

@@ -308,6 +308,8 @@ cz_tensor *cz_graph_find(const cz_graph *g, const char *name);
  * op node i runs ("conv2d", "batch_norm2d", ...), for tests. */
 int cz_graph_n_nodes(const cz_graph *g);
 const char *cz_graph_node_op(const cz_graph *g, int i);
+/* The node that writes t, NULL for inputs and parameters. */
+const cz_node *cz_graph_producer(const cz_graph *g, const cz_tensor *t);
 
 /* Bumped whenever parameter values change (optimiser step, load), so ops that
  * cache reordered weights know to refresh them. */

@@ -18,19 +18,6 @@ static float bits_f32(uint32_t u)
     return f;
 }
 
-uint16_t cz_f32_to_bf16(float f)
-{
-    uint32_t u = f32_bits(f);
-    if ((u & 0x7fffffffu) > 0x7f800000u)
-        return (uint16_t)((u >> 16) | 0x0040u); /* force quiet: a payload held
-                                                   only in the low half would
-                                                   otherwise read as infinity */
-    /* Adding 0x7fff plus the lowest kept bit rounds to nearest even; a carry
-     * out of the mantissa correctly bumps the exponent, up to infinity. */
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
-
 /* f16 limits expressed as fp32 bit patterns of magnitudes. */
 #define F32_INF 0x7f800000u
 #define F16_OVERFLOW 0x477ff000u  /* 65520: halfway between the largest f16,

@@ -16,9 +16,22 @@
 #include <stdint.h>
 #include <string.h>
 
-uint16_t cz_f32_to_bf16(float f);
-/* Inline: the engine's elementwise loops widen bf16 values as they go, and
- * vectorise only if they can see this. */
+/* Both inline: the engine's elementwise loops convert values as they go,
+ * and vectorise only if they can see these. */
+static inline uint16_t cz_f32_to_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    /* Adding 0x7fff plus the lowest kept bit rounds to nearest even; a carry
+     * out of the mantissa correctly bumps the exponent, up to infinity. */
+    uint16_t rounded = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    /* A NaN is forced quiet: a payload held only in the low half would
+     * otherwise read as infinity. Both are computed, then one is chosen, so
+     * that a loop of these vectorises. */
+    uint16_t nan = (uint16_t)((u >> 16) | 0x0040u);
+    return (u & 0x7fffffffu) > 0x7f800000u ? nan : rounded;
+}
+
 static inline float cz_bf16_to_f32(uint16_t h)
 {
     uint32_t u = (uint32_t)h << 16;

@@ -16,16 +16,43 @@
  * copied into the output's memory (no copy where the plan puts the output
  * in the residual's memory), and a sum post-op adds the convolution to it
  * (oneDNN 2.6's brgemm kernels take a sum post-op, not a binary add of a
- * whole tensor, which runs 2x slower kernels). */
+ * whole tensor, which runs 2x slower kernels).
+ *
+ * In bf16 training graphs a 1x1 convolution of stride 1 runs its backward
+ * as matrix products (matmul_backward, below). */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/error.h"
+#include "io/half.h"
 #include "ops/ops.h"
 #include "ops/weighted.h"
 
+/* A 1x1 convolution of stride 1 on channels-last values is a matrix
+ * product over the pixels: y[P, OC] = x[P, IC] w[OC, IC]^T, P = N*H*W. In
+ * bf16 training graphs its backward runs as two oneDNN matmuls,
+ *     dx[P, IC] (+)= dy[P, OC] w[OC, IC],   dw[OC, IC] += dy^T[OC, P] x[P, IC],
+ * whose AMX brgemm kernels beat oneDNN 2.6's backward convolution kernels
+ * (jit:avx512_core_amx_bf16) at ResNet50's 1x1 shapes (weights 1.7-4.5x,
+ * data up to 1.5x, alone; docs/performance.md), and write the weights'
+ * gradient straight into our oihw, which for 1x1 is [OC, IC], with no
+ * reorder. The bias's gradient, the sum of dy over the
+ * pixels, comes from the pass that converts dy to bf16. In fp32 the two
+ * kinds of kernel are on par. */
+typedef struct {
+    cz_primitive data, weights; /* .prim NULL where that gradient is never needed */
+    cz_mirror w;                /* the weights in bf16 */
+    uint16_t *dy;               /* scratch: the output gradient in bf16 */
+    float *bias_sum;            /* scratch: the bias's gradient, NULL without one */
+    /* The operands as matrices; their memory is set at each call. */
+    dnnl_memory_t dy_rows, dy_cols, w_rows, x_rows, dx_rows, dw_rows;
+} matmul_backward;
+
 typedef struct {
     cz_weighted p;
+    matmul_backward *mm; /* the backward as matmuls where it applies, else NULL */
     bool transposed;
     int stride, padding, output_padding, dilation;
     /* fused convolutions only */
@@ -44,12 +71,26 @@ enum { FOLD_GAMMA = 2, FOLD_BETA, FOLD_MEAN, FOLD_VAR, FOLD_END };
 
 static cz_tensor *input_at(const cz_node *node, int at) { return at < 0 ? NULL : node->in[at]; }
 
+static void matmul_backward_free(matmul_backward *mm)
+{
+    if (!mm)
+        return;
+    cz_primitive_destroy(&mm->data);
+    cz_primitive_destroy(&mm->weights);
+    cz_mirror_free(&mm->w);
+    dnnl_memory_t views[] = {mm->dy_rows, mm->dy_cols, mm->w_rows, mm->x_rows, mm->dx_rows, mm->dw_rows};
+    for (size_t i = 0; i < sizeof views / sizeof *views; i++)
+        dnnl_memory_destroy(views[i]);
+    free(mm);
+}
+
 static void conv_destroy(void *state)
 {
     conv_state *s = state;
     if (!s)
         return;
     cz_weighted_release(&s->p);
+    matmul_backward_free(s->mm);
     free(s->scale);
     free(s->bias);
     free(s);
@@ -243,6 +284,184 @@ static cz_status pass_primitive(cz_graph *g, const cz_node *node, const conv_sta
     return st;
 }
 
+/* --- The backward of a 1x1 convolution as matmuls (matmul_backward). --- */
+
+static bool matmul_backward_applies(const cz_graph *g, const cz_node *node, const conv_state *s)
+{
+    const cz_tensor *x = node->in[0], *w = node->in[1], *y = node->out;
+    int64_t x_dims[4] = {x->n, x->c, x->h, x->w};
+    dnnl_memory_desc_t x_bf16 = cz_dnnl_md(4, x_dims, dnnl_bf16, dnnl_nhwc);
+    return cz_graph_training(g) && cz_graph_precision(g) == CZ_BF16 && !s->transposed &&
+           w->h == 1 && w->w == 1 && s->stride == 1 && s->padding == 0 &&
+           (x->may_need_grad || w->may_need_grad) &&
+           x->layout != CZ_LAYOUT_NCHW_F32 && y->layout != CZ_LAYOUT_NCHW_F32 &&
+           /* forward read x channels-last, as it is or converted to bf16 */
+           dnnl_memory_desc_equal(cz_dnnl_arg_md(s->p.fwd_pd, DNNL_ARG_SRC), &x_bf16);
+}
+
+/* A rows x cols matrix whose element (r, c) lies at r * row_step + c * col_step. */
+static dnnl_memory_desc_t matrix_md(int64_t rows, int64_t cols, dnnl_data_type_t type,
+                                    int64_t row_step, int64_t col_step)
+{
+    dnnl_memory_desc_t md;
+    dnnl_memory_desc_init_by_strides(&md, 2, (dnnl_dims_t){rows, cols}, type,
+                                     (dnnl_dims_t){row_step, col_step});
+    return md;
+}
+
+static cz_status view(dnnl_memory_t *m, const dnnl_memory_desc_t *md)
+{
+    return cz_dnnl_check(dnnl_memory_create(m, md, cz_dnnl_engine(), DNNL_MEMORY_NONE), "matrix view");
+}
+
+/* A matmul primitive dst = src * weights, added to dst with accumulate.
+ * *fast is false, and nothing is created, where oneDNN offers only its
+ * reference kernel or none at all: the convolution's own backward runs. */
+static cz_status matmul_create(cz_graph *g, cz_primitive *prim, const dnnl_memory_desc_t *src,
+                               const dnnl_memory_desc_t *weights, const dnnl_memory_desc_t *dst,
+                               bool accumulate, bool *fast)
+{
+    dnnl_matmul_desc_t desc;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t ops = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    bool ok = dnnl_matmul_desc_init(&desc, src, weights, NULL, dst) == dnnl_success;
+    if (ok && accumulate)
+        ok = dnnl_post_ops_create(&ops) == dnnl_success &&
+             dnnl_post_ops_append_sum(ops, 1.0f) == dnnl_success &&
+             dnnl_primitive_attr_create(&attr) == dnnl_success &&
+             dnnl_primitive_attr_set_post_ops(attr, ops) == dnnl_success;
+    *fast = ok && cz_dnnl_create(&pd, NULL, g, &desc, attr, NULL, "matmul") == CZ_OK &&
+            !is_reference(pd);
+    cz_status st = *fast ? cz_primitive_create(prim, g, pd, "matmul primitive") : CZ_OK;
+    dnnl_primitive_desc_destroy(pd);
+    dnnl_primitive_attr_destroy(attr);
+    dnnl_post_ops_destroy(ops);
+    return st;
+}
+
+static cz_status bind_address(void *ctx, void *address)
+{
+    *(void **)ctx = address;
+    return CZ_OK;
+}
+
+/* Plans s->mm, or leaves it NULL where oneDNN has no fast matmul for the
+ * shapes (then the convolution's own backward primitives run). */
+static cz_status matmul_backward_plan(cz_graph *g, const cz_node *node, conv_state *s,
+                                      const cz_weighted_layouts *ours)
+{
+    const cz_tensor *x = node->in[0], *w = node->in[1], *b = input_at(node, s->bias_at);
+    const cz_tensor *y = node->out;
+    matmul_backward *mm = calloc(1, sizeof *mm);
+    if (!mm)
+        return cz_fail(CZ_ERR_NOMEM, "conv2d: out of memory");
+    int64_t pixels = y->n * y->h * y->w, ic = x->c, oc = y->c;
+    int64_t w_dims[4] = {oc, ic, 1, 1};
+    dnnl_memory_desc_t w_bf16 = cz_dnnl_md(4, w_dims, dnnl_bf16, dnnl_oihw);
+    dnnl_memory_desc_t dy_rows = matrix_md(pixels, oc, dnnl_bf16, oc, 1);
+    dnnl_memory_desc_t dy_cols = matrix_md(oc, pixels, dnnl_bf16, 1, oc); /* dy^T */
+    dnnl_memory_desc_t w_rows = matrix_md(oc, ic, dnnl_bf16, ic, 1);
+    dnnl_memory_desc_t x_rows = matrix_md(pixels, ic, dnnl_bf16, ic, 1);
+    dnnl_memory_desc_t dx_rows = matrix_md(pixels, ic, dnnl_f32, ic, 1);
+    dnnl_memory_desc_t dw_rows = matrix_md(oc, ic, dnnl_f32, ic, 1);
+    bool fast_data = true, fast_weights = true;
+    cz_graph_scratch_for(g, CZ_BACKWARD_CALL);
+    cz_status st = CZ_OK;
+    if (x->may_need_grad)
+        st = matmul_create(g, &mm->data, &dy_rows, &w_rows, &dx_rows,
+                           cz_mirror_grad_dir(x) == CZ_MIRROR_ACCUMULATE, &fast_data);
+    if (st == CZ_OK && w->may_need_grad)
+        st = matmul_create(g, &mm->weights, &dy_cols, &x_rows, &dw_rows, true, &fast_weights);
+    if (st == CZ_OK && fast_data && fast_weights) {
+        if ((st = cz_graph_scratch(g, (size_t)(pixels * oc) * sizeof *mm->dy, bind_address, &mm->dy)) == CZ_OK &&
+            (!b || !b->may_need_grad ||
+             (st = cz_graph_scratch(g, (size_t)oc * sizeof *mm->bias_sum, bind_address, &mm->bias_sum)) == CZ_OK) &&
+            (st = cz_mirror_init_transient(&mm->w, g, &ours->w, w->data, &w_bf16, CZ_MIRROR_IN)) == CZ_OK &&
+            (st = view(&mm->dy_rows, &dy_rows)) == CZ_OK && (st = view(&mm->dy_cols, &dy_cols)) == CZ_OK &&
+            (st = view(&mm->w_rows, &w_rows)) == CZ_OK && (st = view(&mm->x_rows, &x_rows)) == CZ_OK &&
+            (st = view(&mm->dx_rows, &dx_rows)) == CZ_OK)
+            st = view(&mm->dw_rows, &dw_rows);
+        if (st == CZ_OK) {
+            s->mm = mm;
+            s->p.backward_reads_src = true;
+            return CZ_OK;
+        }
+    }
+    matmul_backward_free(mm);
+    return st;
+}
+
+/* dy [pixels, oc] in bf16 and, where bias_sum is not NULL, its sum over the
+ * pixels in fp32, in one pass. Each thread takes a range of channels, so
+ * every sum runs in pixel order whatever the number of threads. */
+static void convert_output_grad(const float *dy, uint16_t *dy_bf16, float *bias_sum,
+                                int64_t pixels, int64_t oc)
+{
+#pragma omp parallel
+    {
+        int64_t blocks = (oc + 15) / 16, t = omp_get_thread_num(), n = omp_get_num_threads();
+        int64_t c0 = blocks * t / n * 16, c1 = blocks * (t + 1) / n * 16;
+        c1 = c1 < oc ? c1 : oc;
+        if (bias_sum)
+            for (int64_t c = c0; c < c1; c++)
+                bias_sum[c] = 0.0f;
+        for (int64_t p = 0; p < pixels; p++) {
+            const float *row = dy + p * oc;
+            uint16_t *out = dy_bf16 + p * oc;
+#pragma omp simd
+            for (int64_t c = c0; c < c1; c++)
+                out[c] = cz_f32_to_bf16(row[c]);
+            if (bias_sum) {
+#pragma omp simd
+                for (int64_t c = c0; c < c1; c++)
+                    bias_sum[c] += row[c];
+            }
+        }
+    }
+}
+
+static void *memory_of(const cz_mirror *m)
+{
+    void *data = NULL;
+    dnnl_memory_get_data_handle(m->prim, &data);
+    return data;
+}
+
+static void run_matmul(cz_graph *g, const cz_primitive *prim, dnnl_memory_t src, void *src_data,
+                       dnnl_memory_t weights, void *weights_data, dnnl_memory_t dst, void *dst_data)
+{
+    dnnl_memory_set_data_handle(src, src_data);
+    dnnl_memory_set_data_handle(weights, weights_data);
+    dnnl_memory_set_data_handle(dst, dst_data);
+    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
+    cz_dnnl_run(g, prim, 3, args);
+}
+
+static void matmul_backward_run(cz_graph *g, const cz_node *node, const conv_state *s)
+{
+    const matmul_backward *mm = s->mm;
+    const cz_tensor *x = node->in[0], *w = node->in[1], *b = input_at(node, s->bias_at);
+    const cz_tensor *y = node->out;
+    bool data = x->needs_grad && mm->data.prim, weights = w->needs_grad && mm->weights.prim;
+    float *bias_sum = b && b->needs_grad ? mm->bias_sum : NULL;
+    if (!data && !weights && !bias_sum)
+        return;
+    int64_t oc = y->c;
+    convert_output_grad(y->grad, mm->dy, bias_sum, y->n * y->h * y->w, oc);
+    if (bias_sum)
+        for (int64_t c = 0; c < oc; c++)
+            b->grad[c] += bias_sum[c];
+    if (data) {
+        cz_mirror_sync(g, &mm->w);
+        run_matmul(g, &mm->data, mm->dy_rows, mm->dy, mm->w_rows, memory_of(&mm->w),
+                   mm->dx_rows, x->grad);
+    }
+    if (weights)
+        run_matmul(g, &mm->weights, mm->dy_cols, mm->dy, mm->x_rows, memory_of(&s->p.src),
+                   mm->dw_rows, w->grad);
+}
+
 static cz_status conv_plan(cz_graph *g, cz_node *node)
 {
     conv_state *s = node->state;
@@ -258,10 +477,12 @@ static cz_status conv_plan(cz_graph *g, cz_node *node)
     cz_weighted *p = &s->p;
     bool training = cz_graph_training(g);
     cz_status st = pass_primitive(g, node, s, FORWARD, NULL, &p->fwd_pd, &p->fwd);
+    if (st == CZ_OK && matmul_backward_applies(g, node, s))
+        st = matmul_backward_plan(g, node, s, &ours);
     cz_graph_scratch_for(g, CZ_BACKWARD_CALL); /* the backward primitives' scratchpads */
-    if (st == CZ_OK && training && x->may_need_grad)
+    if (st == CZ_OK && training && !s->mm && x->may_need_grad)
         st = pass_primitive(g, node, s, BACKWARD_DATA, p->fwd_pd, &p->bwd_data_pd, &p->bwd_data);
-    if (st == CZ_OK && training && (w->may_need_grad || (b && b->may_need_grad)))
+    if (st == CZ_OK && training && !s->mm && (w->may_need_grad || (b && b->may_need_grad)))
         st = pass_primitive(g, node, s, BACKWARD_WEIGHTS, p->fwd_pd, &p->bwd_weights_pd,
                             &p->bwd_weights);
     if (st != CZ_OK)
@@ -299,7 +520,11 @@ static void conv_forward(cz_graph *g, cz_node *node)
 
 static void conv_backward(cz_graph *g, cz_node *node)
 {
-    cz_weighted_backward(g, node, &((conv_state *)node->state)->p);
+    conv_state *s = node->state;
+    if (s->mm)
+        matmul_backward_run(g, node, s);
+    else
+        cz_weighted_backward(g, node, &s->p);
 }
 
 /* Backward reads the input only for the weights' gradient, and an fp32
@@ -322,6 +547,12 @@ static const cz_op fused_conv_op = {"conv2d_fused", conv_plan, conv_forward, NUL
                                     CZ_OP_ANY_LAYOUT, false, NULL};
 static const cz_op fused_deconv_op = {"conv_transpose2d_fused", conv_plan, conv_forward, NULL,
                                       conv_destroy, CZ_OP_ANY_LAYOUT, false, NULL};
+
+bool cz_conv2d_backward_by_matmul(const cz_graph *g, const cz_tensor *y)
+{
+    const cz_node *node = cz_graph_producer(g, y);
+    return node && node->op == &conv_op && ((const conv_state *)node->state)->mm;
+}
 
 /* Checks a fusion for an output [n, oc, oh, ow]; false after recording an
  * error. */

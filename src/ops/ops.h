@@ -25,6 +25,11 @@ cz_tensor *cz_conv2d(cz_graph *g, cz_tensor *x, cz_tensor *w, cz_tensor *b, int 
 cz_tensor *cz_conv_transpose2d(cz_graph *g, cz_tensor *x, cz_tensor *w, cz_tensor *b,
                                int stride, int padding, int output_padding, int dilation);
 
+/* Whether the planned conv2d that wrote y runs its backward as matrix
+ * products (a 1x1 convolution of stride 1 on bf16 channels-last values in
+ * a bf16 training graph; conv.c), for tests. */
+bool cz_conv2d_backward_by_matmul(const cz_graph *g, const cz_tensor *y);
+
 /* --- conv.c, inference graphs only: a convolution with what follows it --- */
 
 typedef enum { CZ_ACT_NONE, CZ_ACT_RELU, CZ_ACT_LEAKY_RELU } cz_act;

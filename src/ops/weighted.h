@@ -23,6 +23,9 @@ typedef struct {
      * from, for a sum post-op to add to (cz_conv_fusion.residual), else
      * NULL. */
     const cz_tensor *b, *residual;
+    /* Set by the op: its backward reads the input as forward converted it
+     * (src) without a backward-weights primitive (conv.c's matmuls). */
+    bool backward_reads_src;
     /* forward */
     cz_mirror src, weights, bias, dst, residual_into_dst;
     uint64_t weights_version; /* inference graphs reorder weights only when changed */
