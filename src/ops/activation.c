@@ -53,7 +53,7 @@ static void leaky_forward_bf16(const cz_tensor *xt, cz_tensor *yt, float slope)
     const uint16_t *x = (const uint16_t *)xt->data;
     uint16_t *y = (uint16_t *)yt->data;
     int64_t n = cz_numel(yt);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
     for (int64_t i = 0; i < n; i++) {
         float v = cz_bf16_to_f32(x[i]);
         y[i] = cz_f32_to_bf16(cz_select(v > 0.0f, v, v * slope));

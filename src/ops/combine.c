@@ -139,10 +139,10 @@ static void add_forward_bf16(const cz_node *node, bool relu)
     const uint16_t *a = (const uint16_t *)node->in[0]->data, *b = (const uint16_t *)node->in[1]->data;
     uint16_t *y = (uint16_t *)node->out->data;
     int64_t n = cz_numel(node->out);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
     for (int64_t i = 0; i < n; i++) {
         float sum = cz_bf16_to_f32(a[i]) + cz_bf16_to_f32(b[i]);
-        y[i] = cz_f32_to_bf16(relu && sum <= 0.0f ? 0.0f : sum);
+        y[i] = cz_f32_to_bf16(cz_select(relu && sum <= 0.0f, 0.0f, sum));
     }
 }
 
@@ -260,7 +260,7 @@ static void dropout_forward(cz_graph *g, cz_node *node)
     if (node->out->layout == CZ_LAYOUT_NHWC_BF16) {
         const uint16_t *xb = (const uint16_t *)x;
         uint16_t *yb = (uint16_t *)y;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
         for (int64_t i = 0; i < n; i++)
             yb[i] = cz_f32_to_bf16(cz_select(mask[i], cz_bf16_to_f32(xb[i]) * scale, 0.0f));
         return;
