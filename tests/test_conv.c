@@ -136,30 +136,37 @@ static void run_case(const conv_case *c, cz_precision precision)
     cz_graph_free(g);
 }
 
-/* bf16 training graphs run the backward of a 1x1 convolution of stride 1 on
- * channels-last values as matmuls (conv.c). A chain where they meet every
- * case: an input gradient added to (a has two readers) and written (m has
- * one), a bias and none, channel counts no multiple of 16, and with
- * channels-last io an fp32 input that forward converted; against the same
- * chain in fp32, whose convolutions the cases above check. A transposed
- * operand or a lost sum errs by order 1. */
+/* bf16 training graphs run the backward of a 1x1 convolution without
+ * padding on channels-last values as matmuls (conv.c). A chain where they
+ * meet every case: an input gradient added to (a has three readers) and
+ * written (m and t have one), a bias and none, stride 1 and 2, channel
+ * counts no multiple of 16, and with channels-last io an fp32 input that
+ * forward converted; against the same chain in fp32, whose convolutions
+ * the cases above check. A transposed operand, a lost sum or a pixel out
+ * of place errs by order 1. */
+#define CHAIN_1X1 6
+
 static cz_tensor *chain(cz_graph *g, cz_tensor *x, cz_tensor **mid)
 {
     int64_t wa[4] = {16, 3, 1, 1}, wm[4] = {24, 16, 1, 1}, wk[4] = {40, 16, 1, 1};
-    int64_t wn[4] = {40, 24, 1, 1}, wy[4] = {5, 40, 3, 3}, bm[1] = {24};
+    int64_t wn[4] = {40, 24, 1, 1}, wt[4] = {8, 40, 1, 1}, wq[4] = {8, 16, 1, 1};
+    int64_t wy[4] = {5, 8, 3, 3}, bm[1] = {24};
 #define P(name, shape) cz_graph_param(g, name, (int)(sizeof shape / sizeof *shape), shape, CZ_INIT_UNIFORM, 0.5f)
     cz_tensor *a = mid[0] = cz_conv2d(g, x, P("a", wa), NULL, 1, 0, 1);
+    /* Built before a's other readers, so that its backward adds to theirs. */
+    cz_tensor *q = mid[5] = cz_conv2d(g, a, P("q", wq), NULL, 2, 0, 1);
     cz_tensor *m = mid[1] = cz_conv2d(g, a, P("m", wm), P("m.bias", bm), 1, 0, 1);
     cz_tensor *k = mid[2] = cz_conv2d(g, a, P("k", wk), NULL, 1, 0, 1);
     cz_tensor *n = mid[3] = cz_conv2d(g, m, P("n", wn), NULL, 1, 0, 1);
-    return cz_conv2d(g, cz_add(g, n, k), P("y", wy), NULL, 1, 1, 1);
+    cz_tensor *t = mid[4] = cz_conv2d(g, cz_add(g, n, k), P("t", wt), NULL, 2, 0, 1);
+    return cz_conv2d(g, cz_add(g, t, q), P("y", wy), NULL, 1, 1, 1);
 #undef P
 }
 
 static void matmul_backward(bool channels_last_io)
 {
     cz_graph *gs[2];
-    cz_tensor *xs[2], *ys[2], *mid[2][4];
+    cz_tensor *xs[2], *ys[2], *mid[2][CHAIN_1X1];
     const char *what = channels_last_io ? "matmul backward, channels-last io" : "matmul backward";
     for (int k = 0; k < 2; k++) {
         cz_graph_config cfg = {.training = true, .poison_unread_values = true,
@@ -172,7 +179,7 @@ static void matmul_backward(bool channels_last_io)
     }
     if (cz_graph_status(gs[0]) == CZ_OK && cz_graph_status(gs[1]) == CZ_OK) {
         /* The first reads the plain input unless io is channels-last. */
-        for (int i = channels_last_io ? 0 : 1; i < 4; i++)
+        for (int i = channels_last_io ? 0 : 1; i < CHAIN_1X1; i++)
             CHECK(cz_conv2d_backward_by_matmul(gs[0], mid[0][i]) &&
                   !cz_conv2d_backward_by_matmul(gs[1], mid[1][i]),
                   "%s: 1x1 convolution %d: by matmul in bf16 (only): %d %d", what, i,

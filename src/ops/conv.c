@@ -18,7 +18,7 @@
  * (oneDNN 2.6's brgemm kernels take a sum post-op, not a binary add of a
  * whole tensor, which runs 2x slower kernels).
  *
- * In bf16 training graphs a 1x1 convolution of stride 1 runs its backward
+ * In bf16 training graphs a 1x1 convolution without padding runs its backward
  * as matrix products (matmul_backward, below). */
 #include <math.h>
 #include <omp.h>
@@ -30,8 +30,9 @@
 #include "ops/ops.h"
 #include "ops/weighted.h"
 
-/* A 1x1 convolution of stride 1 on channels-last values is a matrix
- * product over the pixels: y[P, OC] = x[P, IC] w[OC, IC]^T, P = N*H*W. In
+/* A 1x1 convolution on channels-last values is a matrix product over the
+ * pixels: y[P, OC] = x[P, IC] w[OC, IC]^T, P = N*OH*OW (with a stride, x's
+ * rows are every stride-th pixel of every stride-th line). In
  * bf16 training graphs its backward runs as two oneDNN matmuls,
  *     dx[P, IC] (+)= dy[P, OC] w[OC, IC],   dw[OC, IC] += dy^T[OC, P] x[P, IC],
  * whose AMX brgemm kernels beat oneDNN 2.6's backward convolution kernels
@@ -40,12 +41,17 @@
  * gradient straight into our oihw, which for 1x1 is [OC, IC], with no
  * reorder. The bias's gradient, the sum of dy over the
  * pixels, comes from the pass that converts dy to bf16. In fp32 the two
- * kinds of kernel are on par. */
+ * kinds of kernel are on par. A strided convolution gathers the pixels it
+ * reads into x_sub for the weights' matmul, and its data matmul writes
+ * dx_sub, which is then spread into x's gradient (at stride 1 the matmuls
+ * work on x and its gradient as they are). */
 typedef struct {
     cz_primitive data, weights; /* .prim NULL where that gradient is never needed */
     cz_mirror w;                /* the weights in bf16 */
     uint16_t *dy;               /* scratch: the output gradient in bf16 */
     float *bias_sum;            /* scratch: the bias's gradient, NULL without one */
+    uint16_t *x_sub;            /* scratch, strided only: the pixels read, bf16 */
+    float *dx_sub;              /* scratch, strided only: their gradient */
     /* The operands as matrices; their memory is set at each call. */
     dnnl_memory_t dy_rows, dy_cols, w_rows, x_rows, dx_rows, dw_rows;
 } matmul_backward;
@@ -292,7 +298,7 @@ static bool matmul_backward_applies(const cz_graph *g, const cz_node *node, cons
     int64_t x_dims[4] = {x->n, x->c, x->h, x->w};
     dnnl_memory_desc_t x_bf16 = cz_dnnl_md(4, x_dims, dnnl_bf16, dnnl_nhwc);
     return cz_graph_training(g) && cz_graph_precision(g) == CZ_BF16 && !s->transposed &&
-           w->h == 1 && w->w == 1 && s->stride == 1 && s->padding == 0 &&
+           w->h == 1 && w->w == 1 && s->padding == 0 &&
            (x->may_need_grad || w->may_need_grad) &&
            x->layout != CZ_LAYOUT_NCHW_F32 && y->layout != CZ_LAYOUT_NCHW_F32 &&
            /* forward read x channels-last, as it is or converted to bf16 */
@@ -368,15 +374,20 @@ static cz_status matmul_backward_plan(cz_graph *g, const cz_node *node, conv_sta
     bool fast_data = true, fast_weights = true;
     cz_graph_scratch_for(g, CZ_BACKWARD_CALL);
     cz_status st = CZ_OK;
+    bool strided = s->stride > 1;
     if (x->may_need_grad)
         st = matmul_create(g, &mm->data, &dy_rows, &w_rows, &dx_rows,
-                           cz_mirror_grad_dir(x) == CZ_MIRROR_ACCUMULATE, &fast_data);
+                           !strided && cz_mirror_grad_dir(x) == CZ_MIRROR_ACCUMULATE, &fast_data);
     if (st == CZ_OK && w->may_need_grad)
         st = matmul_create(g, &mm->weights, &dy_cols, &x_rows, &dw_rows, true, &fast_weights);
     if (st == CZ_OK && fast_data && fast_weights) {
         if ((st = cz_graph_scratch(g, (size_t)(pixels * oc) * sizeof *mm->dy, bind_address, &mm->dy)) == CZ_OK &&
             (!b || !b->may_need_grad ||
              (st = cz_graph_scratch(g, (size_t)oc * sizeof *mm->bias_sum, bind_address, &mm->bias_sum)) == CZ_OK) &&
+            (!strided || !w->may_need_grad ||
+             (st = cz_graph_scratch(g, (size_t)(pixels * ic) * sizeof *mm->x_sub, bind_address, &mm->x_sub)) == CZ_OK) &&
+            (!strided || !x->may_need_grad ||
+             (st = cz_graph_scratch(g, (size_t)(pixels * ic) * sizeof *mm->dx_sub, bind_address, &mm->dx_sub)) == CZ_OK) &&
             (st = cz_mirror_init_transient(&mm->w, g, &ours->w, w->data, &w_bf16, CZ_MIRROR_IN)) == CZ_OK &&
             (st = view(&mm->dy_rows, &dy_rows)) == CZ_OK && (st = view(&mm->dy_cols, &dy_cols)) == CZ_OK &&
             (st = view(&mm->w_rows, &w_rows)) == CZ_OK && (st = view(&mm->x_rows, &x_rows)) == CZ_OK &&
@@ -421,6 +432,40 @@ static void convert_output_grad(const float *dy, uint16_t *dy_bf16, float *bias_
     }
 }
 
+/* The pixels a strided 1x1 convolution reads from x [N, H, W, C] (bf16),
+ * as rows [N*OH*OW, C]. */
+static void gather_strided(const uint16_t *x, uint16_t *rows, const cz_tensor *xt,
+                           const cz_tensor *y, int stride)
+{
+    int64_t c = xt->c;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t n = 0; n < y->n; n++)
+        for (int64_t oh = 0; oh < y->h; oh++)
+            for (int64_t ow = 0; ow < y->w; ow++)
+                memcpy(rows + ((n * y->h + oh) * y->w + ow) * c,
+                       x + ((n * xt->h + oh * stride) * xt->w + ow * stride) * c,
+                       (size_t)c * sizeof *rows);
+}
+
+/* Their gradient, rows [N*OH*OW, C], into x's [N, H, W, C]: added, or
+ * written with zeros at the pixels the convolution skips. */
+static void spread_strided(const float *rows, const cz_tensor *xt, const cz_tensor *y, int stride)
+{
+    int64_t c = xt->c;
+    if (xt->grad_written)
+        memset(xt->grad, 0, (size_t)cz_numel(xt) * sizeof *xt->grad);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t n = 0; n < y->n; n++)
+        for (int64_t oh = 0; oh < y->h; oh++)
+            for (int64_t ow = 0; ow < y->w; ow++) {
+                const float *from = rows + ((n * y->h + oh) * y->w + ow) * c;
+                float *to = xt->grad + ((n * xt->h + oh * stride) * xt->w + ow * stride) * c;
+#pragma omp simd
+                for (int64_t k = 0; k < c; k++)
+                    to[k] += from[k];
+            }
+}
+
 static void *memory_of(const cz_mirror *m)
 {
     void *data = NULL;
@@ -452,14 +497,23 @@ static void matmul_backward_run(cz_graph *g, const cz_node *node, const conv_sta
     if (bias_sum)
         for (int64_t c = 0; c < oc; c++)
             b->grad[c] += bias_sum[c];
+    bool strided = s->stride > 1;
     if (data) {
         cz_mirror_sync(g, &mm->w);
         run_matmul(g, &mm->data, mm->dy_rows, mm->dy, mm->w_rows, memory_of(&mm->w),
-                   mm->dx_rows, x->grad);
+                   mm->dx_rows, strided ? mm->dx_sub : x->grad);
+        if (strided)
+            spread_strided(mm->dx_sub, x, y, s->stride);
     }
-    if (weights)
-        run_matmul(g, &mm->weights, mm->dy_cols, mm->dy, mm->x_rows, memory_of(&s->p.src),
-                   mm->dw_rows, w->grad);
+    if (weights) {
+        void *x_rows = memory_of(&s->p.src); /* x's bf16 values, as forward read them */
+        if (strided) {
+            gather_strided(x_rows, mm->x_sub, x, y, s->stride);
+            x_rows = mm->x_sub;
+        }
+        run_matmul(g, &mm->weights, mm->dy_cols, mm->dy, mm->x_rows, x_rows, mm->dw_rows,
+                   w->grad);
+    }
 }
 
 static cz_status conv_plan(cz_graph *g, cz_node *node)

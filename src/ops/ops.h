@@ -26,8 +26,8 @@ cz_tensor *cz_conv_transpose2d(cz_graph *g, cz_tensor *x, cz_tensor *w, cz_tenso
                                int stride, int padding, int output_padding, int dilation);
 
 /* Whether the planned conv2d that wrote y runs its backward as matrix
- * products (a 1x1 convolution of stride 1 on bf16 channels-last values in
- * a bf16 training graph; conv.c), for tests. */
+ * products (a 1x1 convolution without padding on channels-last values in a
+ * bf16 training graph; conv.c), for tests. */
 bool cz_conv2d_backward_by_matmul(const cz_graph *g, const cz_tensor *y);
 
 /* --- conv.c, inference graphs only: a convolution with what follows it --- */
