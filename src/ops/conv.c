@@ -32,19 +32,19 @@
 
 /* A 1x1 convolution on channels-last values is a matrix product over the
  * pixels: y[P, OC] = x[P, IC] w[OC, IC]^T, P = N*OH*OW (with a stride, x's
- * rows are every stride-th pixel of every stride-th line). In
- * bf16 training graphs its backward runs as two oneDNN matmuls,
+ * rows are every stride-th pixel of every stride-th line). In bf16
+ * training graphs its backward runs as two oneDNN matmuls,
  *     dx[P, IC] (+)= dy[P, OC] w[OC, IC],   dw[OC, IC] += dy^T[OC, P] x[P, IC],
  * whose AMX brgemm kernels beat oneDNN 2.6's backward convolution kernels
  * (jit:avx512_core_amx_bf16) at ResNet50's 1x1 shapes (weights 1.7-4.5x,
- * data up to 1.5x, alone; docs/performance.md), and write the weights'
- * gradient straight into our oihw, which for 1x1 is [OC, IC], with no
- * reorder. The bias's gradient, the sum of dy over the
- * pixels, comes from the pass that converts dy to bf16. In fp32 the two
- * kinds of kernel are on par. A strided convolution gathers the pixels it
- * reads into x_sub for the weights' matmul, and its data matmul writes
- * dx_sub, which is then spread into x's gradient (at stride 1 the matmuls
- * work on x and its gradient as they are). */
+ * data up to 1.5x, alone; docs/performance.md) and write the weights'
+ * gradient straight into our oihw, which for 1x1 is [OC, IC]: no reorder.
+ * In fp32 the two kinds of kernel are on par. The bias's gradient, the sum
+ * of dy over the pixels, comes from the pass that converts dy to bf16. At
+ * stride 1 the matmuls work on x and its gradient as they are; a strided
+ * convolution gathers the pixels it reads into x_sub for the weights'
+ * matmul, and its data matmul writes dx_sub, then spread into x's
+ * gradient. */
 typedef struct {
     cz_primitive data, weights; /* .prim NULL where that gradient is never needed */
     cz_mirror w;                /* the weights in bf16 */
