@@ -36,8 +36,8 @@
  * training graphs its backward runs as two oneDNN matmuls,
  *     dx[P, IC] (+)= dy[P, OC] w[OC, IC],   dw[OC, IC] += dy^T[OC, P] x[P, IC],
  * whose AMX brgemm kernels beat oneDNN 2.6's backward convolution kernels
- * (jit:avx512_core_amx_bf16) at ResNet50's 1x1 shapes (weights 1.7-4.5x,
- * data up to 1.5x, alone; docs/performance.md) and write the weights'
+ * (jit:avx512_core_amx_bf16) at ResNet50's 1x1 shapes (weights 1.2-4.3x,
+ * data 1.1-1.9x: bench/conv1x1_backward.c) and write the weights'
  * gradient straight into our oihw, which for 1x1 is [OC, IC]: no reorder.
  * In fp32 the two kinds of kernel are on par. The bias's gradient, the sum
  * of dy over the pixels, comes from the pass that converts dy to bf16. At
