@@ -17,8 +17,9 @@ cz_status cz_weighted_bind(cz_graph *g, cz_weighted *p, const cz_node *node, con
     bool training = cz_graph_training(g);
     cz_graph_scratch_for(g, CZ_FORWARD_CALL);
     const dnnl_memory_desc_t *src_md = cz_dnnl_arg_md(p->fwd_pd, DNNL_ARG_SRC);
-    if ((st = p->bwd_weights_pd || p->backward_reads_src ? cz_mirror_init(&p->src, &ours->x, x->data, src_md, CZ_MIRROR_IN)
-                                : cz_mirror_init_transient(&p->src, g, &ours->x, x->data, src_md, CZ_MIRROR_IN)) != CZ_OK ||
+    bool keep_src = p->bwd_weights_pd || p->backward_reads_src;
+    if ((st = keep_src ? cz_mirror_init(&p->src, &ours->x, x->data, src_md, CZ_MIRROR_IN)
+                       : cz_mirror_init_transient(&p->src, g, &ours->x, x->data, src_md, CZ_MIRROR_IN)) != CZ_OK ||
         (st = p->fold_scale ? cz_mirror_init_scaled(&p->weights, &ours->w, w->data, w_md, p->fold_scale)
               : training    ? cz_mirror_init_transient(&p->weights, g, &ours->w, w->data, w_md, CZ_MIRROR_IN)
                             : cz_mirror_init(&p->weights, &ours->w, w->data, w_md, CZ_MIRROR_IN)) != CZ_OK ||
