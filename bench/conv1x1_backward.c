@@ -10,39 +10,7 @@
  *
  *     make bench && OMP_NUM_THREADS=2 build/release/bench/conv1x1_backward [REPEATS]
  */
-#include <dnnl.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-
-#define MAX_REPEATS 64
-
-static dnnl_engine_t engine;
-static dnnl_stream_t stream;
-
-static void check(dnnl_status_t st, const char *what)
-{
-    if (st != dnnl_success) {
-        fprintf(stderr, "conv1x1_backward: %s failed (oneDNN status %d)\n", what, (int)st);
-        exit(1);
-    }
-}
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static dnnl_memory_desc_t tagged(int64_t a, int64_t b, int64_t c, int64_t d, dnnl_data_type_t type,
-                                 dnnl_format_tag_t tag)
-{
-    dnnl_memory_desc_t md;
-    check(dnnl_memory_desc_init_by_tag(&md, 4, (dnnl_dims_t){a, b, c, d}, type, tag), "descriptor");
-    return md;
-}
+#include "onednn_timing.h"
 
 static dnnl_memory_desc_t matrix(int64_t rows, int64_t cols, dnnl_data_type_t type,
                                  int64_t row_step, int64_t col_step)
@@ -53,64 +21,10 @@ static dnnl_memory_desc_t matrix(int64_t rows, int64_t cols, dnnl_data_type_t ty
     return md;
 }
 
-/* A primitive with its arguments, each in memory of its own filled with
- * small values, and its times. */
-typedef struct {
-    dnnl_primitive_t prim;
-    dnnl_exec_arg_t args[3];
-    double ms[MAX_REPEATS];
-} timed;
-
-static void make_timed(timed *t, dnnl_primitive_desc_t pd, const int kinds[3])
-{
-    check(dnnl_primitive_create(&t->prim, pd), "primitive");
-    for (int i = 0; i < 3; i++) {
-        const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, kinds[i]);
-        void *data = NULL;
-        check(dnnl_memory_create(&t->args[i].memory, md, engine, DNNL_MEMORY_ALLOCATE), "memory");
-        check(dnnl_memory_get_data_handle(t->args[i].memory, &data), "memory");
-        memset(data, 0x3c, dnnl_memory_desc_get_size(md)); /* about 0.01 in bf16 and fp32 */
-        t->args[i].arg = kinds[i];
-    }
-    dnnl_primitive_desc_destroy(pd);
-}
-
-static double run(timed *t)
-{
-    double start = now();
-    check(dnnl_primitive_execute(t->prim, stream, 3, t->args), "execute");
-    check(dnnl_stream_wait(stream), "wait");
-    return 1e3 * (now() - start);
-}
-
-static int by_value(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, by_value);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-static void free_timed(timed *t)
-{
-    dnnl_primitive_destroy(t->prim);
-    for (int i = 0; i < 3; i++)
-        dnnl_memory_destroy(t->args[i].memory);
-}
-
 int main(int argc, char **argv)
 {
-    int repeats = argc > 1 ? atoi(argv[1]) : 7;
-    if (repeats < 1 || repeats > MAX_REPEATS) {
-        fprintf(stderr, "conv1x1_backward: REPEATS must be 1 to %d\n", MAX_REPEATS);
-        return 2;
-    }
-    check(dnnl_engine_create(&engine, dnnl_cpu, 0), "engine");
-    check(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags), "stream");
+    int repeats = parse_repeats(argc, argv, "conv1x1_backward");
+    start_onednn();
     /* n, side, in channels, out channels: ResNet50's stride-1 1x1 convolutions. */
     static const int shapes[][4] = {{8, 56, 64, 64},   {8, 56, 64, 256},   {8, 56, 256, 64},
                                     {8, 28, 128, 512}, {8, 28, 512, 128},  {8, 14, 256, 1024},
@@ -180,7 +94,6 @@ int main(int argc, char **argv)
     printf("%-20s %15.1f %15.1f %15.1f %15.1f %8.2f %8.2f\n", "sum of medians", total[0], total[1],
            total[2], total[3], total[0] / total[1], total[2] / total[3]);
     printf("ratios: convolution / matmul, on medians (baseline: oneDNN's backward convolution)\n");
-    dnnl_stream_destroy(stream);
-    dnnl_engine_destroy(engine);
+    stop_onednn();
     return 0;
 }

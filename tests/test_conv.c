@@ -216,6 +216,85 @@ static void matmul_backward(bool channels_last_io)
     cz_graph_free(gs[1]);
 }
 
+/* bf16 training graphs compute the input gradient of other convolutions
+ * on channels-last values as forward convolutions, one per phase of the
+ * stride (conv_phases.c). A chain where they meet every case: stride 1 and
+ * 2, kernels 2, 3 and 4, padding 0 to 2, odd sizes (phases of unequal
+ * size), an input gradient added to (a has three readers) and written, and
+ * with channels-last io the fp32 input's; against the same chain in fp32.
+ * Every output has more pixels than conv_phases.c asks for (MIN_PIXELS).
+ * A kernel not flipped or not transposed, a phase out of place or a lost
+ * sum errs by order 1. */
+#define CHAIN_PHASES 6
+
+static cz_tensor *phases_chain(cz_graph *g, cz_tensor *x, cz_tensor **mid)
+{
+    int64_t wa[4] = {16, 3, 3, 3}, wb[4] = {24, 16, 4, 4}, wf[4] = {16, 16, 3, 3};
+    int64_t wc[4] = {24, 16, 3, 3}, wd[4] = {8, 24, 4, 4}, we[4] = {5, 8, 2, 2}, be[1] = {5};
+#define P(name, shape) cz_graph_param(g, name, (int)(sizeof shape / sizeof *shape), shape, CZ_INIT_UNIFORM, 0.5f)
+    cz_tensor *a = mid[0] = cz_conv2d(g, x, P("a", wa), NULL, 1, 1, 1); /* 185x181 */
+    /* a's three readers run backward in the opposite order: b writes into
+     * a's cleared gradient, f (stride 1) and then h (stride 2) add to it. */
+    cz_tensor *h = mid[1] = cz_conv2d(g, a, P("h", wb), NULL, 2, 1, 1); /* 92x90 */
+    cz_tensor *f = mid[2] = cz_conv2d(g, a, P("f", wf), NULL, 1, 1, 1); /* 185x181 */
+    cz_tensor *b = mid[3] = cz_conv2d(g, a, P("b", wb), NULL, 2, 1, 1); /* 92x90 */
+    cz_tensor *c = mid[4] = cz_conv2d(g, f, P("c", wc), NULL, 2, 0, 1); /* 92x90, writes f's */
+    cz_tensor *sum = cz_add(g, cz_add(g, b, c), h);
+    cz_tensor *d = mid[5] = cz_conv2d(g, sum, P("d", wd), NULL, 1, 2, 1); /* 93x91, writes sum's */
+    return cz_conv2d(g, d, P("e", we), P("e.bias", be), 2, 0, 1);       /* 46x45, writes d's */
+#undef P
+}
+
+static void phases(bool channels_last_io)
+{
+    cz_graph *gs[2];
+    cz_tensor *xs[2], *ys[2], *mid[2][CHAIN_PHASES];
+    const char *what = channels_last_io ? "input gradient by phases, channels-last io"
+                                        : "input gradient by phases";
+    for (int k = 0; k < 2; k++) {
+        cz_graph_config cfg = {.training = true, .poison_unread_values = true,
+                               .precision = k == 0 ? CZ_BF16 : CZ_FP32, .seed = 13,
+                               .channels_last_io = channels_last_io};
+        gs[k] = cz_graph_create(&cfg);
+        xs[k] = cz_graph_input(gs[k], "x", 2, 3, 185, 181, true);
+        ys[k] = phases_chain(gs[k], xs[k], mid[k]);
+        CHECK(cz_graph_plan(gs[k]) == CZ_OK, "%s: plan: %s", what, cz_last_error());
+    }
+    if (cz_graph_status(gs[0]) == CZ_OK && cz_graph_status(gs[1]) == CZ_OK) {
+        /* The first reads the plain input unless io is channels-last. */
+        for (int i = channels_last_io ? 0 : 1; i < CHAIN_PHASES; i++)
+            CHECK(cz_conv2d_input_grad_by_phases(gs[0], mid[0][i]) &&
+                  !cz_conv2d_input_grad_by_phases(gs[1], mid[1][i]),
+                  "%s: convolution %d: by phases in bf16 (only): %d %d", what, i,
+                  cz_conv2d_input_grad_by_phases(gs[0], mid[0][i]),
+                  cz_conv2d_input_grad_by_phases(gs[1], mid[1][i]));
+        /* The last writes y, plain unless io is channels-last. */
+        CHECK(cz_conv2d_input_grad_by_phases(gs[0], ys[0]) == channels_last_io,
+              "%s: the last convolution", what);
+        const cz_param_store *ps[2] = {cz_graph_params(gs[0]), cz_graph_params(gs[1])};
+        memcpy(ps[1]->data, ps[0]->data, ps[0]->n_total * sizeof(float));
+        cz_rng rng;
+        cz_rng_seed(&rng, 14);
+        fill_uniform(&rng, xs[0]->data, cz_numel(xs[0]), -1, 1);
+        memcpy(xs[1]->data, xs[0]->data, (size_t)cz_numel(xs[0]) * sizeof(float));
+        for (int k = 0; k < 2; k++) {
+            cz_graph_zero_grad(gs[k]);
+            memset(xs[k]->grad, 0, (size_t)cz_numel(xs[k]) * sizeof(float));
+            CHECK(cz_graph_forward(gs[k]) == CZ_OK, "%s: forward", what);
+            cz_tensor_seed(ys[k], 1.0f);
+            CHECK(cz_graph_backward(gs[k]) == CZ_OK, "%s: backward", what);
+        }
+        /* bf16 rounds every convolution's operands: about 1% here. */
+        double ex = check_norm_rel_err(xs[0]->grad, xs[1]->grad, (long)cz_numel(xs[0]));
+        double ep = check_norm_rel_err(ps[0]->grad, ps[1]->grad, (long)ps[0]->n_trainable);
+        CHECK(ex < 3e-2 && ep < 3e-2, "%s: bf16 against fp32: input gradient %.3g, parameter "
+              "gradients %.3g", what, ex, ep);
+        printf("%s: input gradient %.2g, parameter gradients %.2g\n", what, ex, ep);
+    }
+    cz_graph_free(gs[0]);
+    cz_graph_free(gs[1]);
+}
+
 int main(void)
 {
     const conv_case cases[] = {
@@ -236,6 +315,8 @@ int main(void)
 
     matmul_backward(false);
     matmul_backward(true);
+    phases(false);
+    phases(true);
 
     /* Shape errors are reported, not crashed on. */
     cz_graph_config cfg = {.training = false};

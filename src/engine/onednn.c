@@ -122,6 +122,13 @@ void cz_primitive_destroy(cz_primitive *prim)
     memset(prim, 0, sizeof *prim);
 }
 
+bool cz_dnnl_is_reference(const_dnnl_primitive_desc_t pd)
+{
+    const char *impl = NULL;
+    return dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success &&
+           impl && strncmp(impl, "ref", 3) == 0;
+}
+
 const dnnl_memory_desc_t *cz_dnnl_arg_md(const_dnnl_primitive_desc_t pd, int arg)
 {
     return dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, arg);

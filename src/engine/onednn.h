@@ -45,6 +45,10 @@ cz_status cz_primitive_create(cz_primitive *prim, cz_graph *g, const_dnnl_primit
                               const char *what);
 void cz_primitive_destroy(cz_primitive *prim);
 
+/* Whether oneDNN chose its reference implementation (plain C++ loops, far
+ * slower than its JIT kernels) for a primitive descriptor. */
+bool cz_dnnl_is_reference(const_dnnl_primitive_desc_t pd);
+
 /* The descriptor a primitive wants for one of its execute arguments. */
 const dnnl_memory_desc_t *cz_dnnl_arg_md(const_dnnl_primitive_desc_t pd, int arg);
 

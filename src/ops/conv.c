@@ -19,7 +19,9 @@
  * whole tensor, which runs 2x slower kernels).
  *
  * In bf16 training graphs a 1x1 convolution without padding runs its backward
- * as matrix products (matmul_backward, below). */
+ * as matrix products (matmul_backward, below), and other convolutions with
+ * many output pixels their input gradient as forward convolutions
+ * (conv_phases.c). */
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -27,6 +29,7 @@
 
 #include "base/error.h"
 #include "io/half.h"
+#include "ops/conv_phases.h"
 #include "ops/ops.h"
 #include "ops/weighted.h"
 
@@ -59,6 +62,7 @@ typedef struct {
 typedef struct {
     cz_weighted p;
     matmul_backward *mm; /* the backward as matmuls where it applies, else NULL */
+    conv_phases *phases; /* else the input gradient as forward convolutions, or NULL */
     bool transposed;
     int stride, padding, output_padding, dilation;
     /* fused convolutions only */
@@ -97,6 +101,7 @@ static void conv_destroy(void *state)
         return;
     cz_weighted_release(&s->p);
     matmul_backward_free(s->mm);
+    cz_conv_phases_free(s->phases);
     free(s->scale);
     free(s->bias);
     free(s);
@@ -218,13 +223,6 @@ static cz_status forward_pd(cz_graph *g, const cz_node *node, const conv_state *
     return st;
 }
 
-static bool is_reference(const_dnnl_primitive_desc_t pd)
-{
-    const char *impl = NULL;
-    return dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success &&
-           impl && strncmp(impl, "ref", 3) == 0;
-}
-
 typedef enum { FORWARD, BACKWARD_DATA, BACKWARD_WEIGHTS } conv_pass;
 
 /* A primitive descriptor (not the primitive) of a pass for descriptors d;
@@ -275,10 +273,10 @@ static cz_status pass_primitive(cz_graph *g, const cz_node *node, const conv_sta
 {
     conv_descs d = make_descs(g, node, s, true);
     cz_status st = pass_pd(g, node, s, pass, &d, hint, pd);
-    if (st == CZ_OK && is_reference(*pd)) {
+    if (st == CZ_OK && cz_dnnl_is_reference(*pd)) {
         conv_descs chosen = make_descs(g, node, s, false);
         dnnl_primitive_desc_t other = NULL;
-        if (pass_pd(g, node, s, pass, &chosen, hint, &other) == CZ_OK && !is_reference(other)) {
+        if (pass_pd(g, node, s, pass, &chosen, hint, &other) == CZ_OK && !cz_dnnl_is_reference(other)) {
             dnnl_primitive_desc_destroy(*pd);
             *pd = other;
         } else {
@@ -338,7 +336,7 @@ static cz_status matmul_create(cz_graph *g, cz_primitive *prim, const dnnl_memor
              dnnl_primitive_attr_create(&attr) == dnnl_success &&
              dnnl_primitive_attr_set_post_ops(attr, ops) == dnnl_success;
     *fast = ok && cz_dnnl_create(&pd, NULL, g, &desc, attr, NULL, "matmul") == CZ_OK &&
-            !is_reference(pd);
+            !cz_dnnl_is_reference(pd);
     cz_status st = *fast ? cz_primitive_create(prim, g, pd, "matmul primitive") : CZ_OK;
     dnnl_primitive_desc_destroy(pd);
     dnnl_primitive_attr_destroy(attr);
@@ -533,8 +531,11 @@ static cz_status conv_plan(cz_graph *g, cz_node *node)
     cz_status st = pass_primitive(g, node, s, FORWARD, NULL, &p->fwd_pd, &p->fwd);
     if (st == CZ_OK && matmul_backward_applies(g, node, s))
         st = matmul_backward_plan(g, node, s, &ours);
+    if (st == CZ_OK && training && !s->mm && !s->transposed)
+        st = cz_conv_phases_plan(g, node, s->stride, s->padding, s->dilation, &p->bd_diff_dst,
+                                 &s->phases);
     cz_graph_scratch_for(g, CZ_BACKWARD_CALL); /* the backward primitives' scratchpads */
-    if (st == CZ_OK && training && !s->mm && x->may_need_grad)
+    if (st == CZ_OK && training && !s->mm && !s->phases && x->may_need_grad)
         st = pass_primitive(g, node, s, BACKWARD_DATA, p->fwd_pd, &p->bwd_data_pd, &p->bwd_data);
     if (st == CZ_OK && training && !s->mm && (w->may_need_grad || (b && b->may_need_grad)))
         st = pass_primitive(g, node, s, BACKWARD_WEIGHTS, p->fwd_pd, &p->bwd_weights_pd,
@@ -575,10 +576,13 @@ static void conv_forward(cz_graph *g, cz_node *node)
 static void conv_backward(cz_graph *g, cz_node *node)
 {
     conv_state *s = node->state;
-    if (s->mm)
+    if (s->mm) {
         matmul_backward_run(g, node, s);
-    else
-        cz_weighted_backward(g, node, &s->p);
+        return;
+    }
+    cz_weighted_backward(g, node, &s->p); /* converts dy; the weights' gradient */
+    if (s->phases && node->in[0]->needs_grad)
+        cz_conv_phases_run(g, node, s->phases, &s->p.bd_diff_dst);
 }
 
 /* Backward reads the input only for the weights' gradient, and an fp32
@@ -606,6 +610,12 @@ bool cz_conv2d_backward_by_matmul(const cz_graph *g, const cz_tensor *y)
 {
     const cz_node *node = cz_graph_producer(g, y);
     return node && node->op == &conv_op && ((const conv_state *)node->state)->mm;
+}
+
+bool cz_conv2d_input_grad_by_phases(const cz_graph *g, const cz_tensor *y)
+{
+    const cz_node *node = cz_graph_producer(g, y);
+    return node && node->op == &conv_op && ((const conv_state *)node->state)->phases;
 }
 
 /* Checks a fusion for an output [n, oc, oh, ow]; false after recording an

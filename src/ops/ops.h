@@ -29,6 +29,10 @@ cz_tensor *cz_conv_transpose2d(cz_graph *g, cz_tensor *x, cz_tensor *w, cz_tenso
  * products (a 1x1 convolution without padding on channels-last values in a
  * bf16 training graph; conv.c), for tests. */
 bool cz_conv2d_backward_by_matmul(const cz_graph *g, const cz_tensor *y);
+/* Whether it computes its input's gradient as forward convolutions (other
+ * convolutions on channels-last values in bf16 training graphs;
+ * conv_phases.c), for tests. */
+bool cz_conv2d_input_grad_by_phases(const cz_graph *g, const cz_tensor *y);
 
 /* --- conv.c, inference graphs only: a convolution with what follows it --- */
 

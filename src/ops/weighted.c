@@ -93,9 +93,11 @@ void cz_weighted_backward(cz_graph *g, const cz_node *node, cz_weighted *p)
 {
     const cz_tensor *x = node->in[0], *w = node->in[1], *b = p->b;
     bool weights_need = w->needs_grad || (b && b->needs_grad);
+    /* bd_diff_dst is bound wherever x's gradient is computed, by
+     * backward-data or by the op itself, and bw_diff_dst shares it. */
     if (x->needs_grad || weights_need)
-        cz_mirror_sync(g, p->bwd_data.prim ? &p->bd_diff_dst : &p->bw_diff_dst);
-    if (x->needs_grad) {
+        cz_mirror_sync(g, p->bd_diff_dst.prim ? &p->bd_diff_dst : &p->bw_diff_dst);
+    if (x->needs_grad && p->bwd_data.prim) {
         cz_mirror_sync(g, &p->bd_weights);
         dnnl_exec_arg_t args[3] = {{DNNL_ARG_DIFF_DST, p->bd_diff_dst.prim},
                                    {DNNL_ARG_WEIGHTS, p->bd_weights.prim},

@@ -30,7 +30,9 @@ typedef struct {
     cz_mirror src, weights, bias, dst, residual_into_dst;
     uint64_t weights_version; /* inference graphs reorder weights only when changed */
     bool weights_fresh;
-    /* backward data */
+    /* backward data; where the op computes x's gradient its own way (no
+     * bwd_data_pd), it binds bd_diff_dst before cz_weighted_bind, for
+     * backward-weights to share, and cz_weighted_backward syncs it */
     cz_mirror bd_diff_dst, bd_weights, bd_diff_src;
     /* backward weights */
     cz_mirror bw_src, bw_diff_dst, bw_diff_weights, bw_diff_bias;
