@@ -318,30 +318,30 @@ static cz_status view(dnnl_memory_t *m, const dnnl_memory_desc_t *md)
     return cz_dnnl_check(dnnl_memory_create(m, md, cz_dnnl_engine(), DNNL_MEMORY_NONE), "matrix view");
 }
 
-/* A matmul primitive dst = src * weights, added to dst with accumulate.
- * *fast is false, and nothing is created, where oneDNN offers only its
- * reference kernel or none at all: the convolution's own backward runs. */
-static cz_status matmul_create(cz_graph *g, cz_primitive *prim, const dnnl_memory_desc_t *src,
-                               const dnnl_memory_desc_t *weights, const dnnl_memory_desc_t *dst,
-                               bool accumulate, bool *fast)
+/* A matmul primitive descriptor dst = src * weights, added to dst with
+ * accumulate; *pd stays NULL where oneDNN offers only its reference kernel
+ * or none at all (then the convolution's own backward runs). */
+static void matmul_pd(cz_graph *g, dnnl_primitive_desc_t *pd, const dnnl_memory_desc_t *src,
+                      const dnnl_memory_desc_t *weights, const dnnl_memory_desc_t *dst,
+                      bool accumulate)
 {
     dnnl_matmul_desc_t desc;
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t ops = NULL;
-    dnnl_primitive_desc_t pd = NULL;
+    *pd = NULL;
     bool ok = dnnl_matmul_desc_init(&desc, src, weights, NULL, dst) == dnnl_success;
     if (ok && accumulate)
         ok = dnnl_post_ops_create(&ops) == dnnl_success &&
              dnnl_post_ops_append_sum(ops, 1.0f) == dnnl_success &&
              dnnl_primitive_attr_create(&attr) == dnnl_success &&
              dnnl_primitive_attr_set_post_ops(attr, ops) == dnnl_success;
-    *fast = ok && cz_dnnl_create(&pd, NULL, g, &desc, attr, NULL, "matmul") == CZ_OK &&
-            !cz_dnnl_is_reference(pd);
-    cz_status st = *fast ? cz_primitive_create(prim, g, pd, "matmul primitive") : CZ_OK;
-    dnnl_primitive_desc_destroy(pd);
+    if (ok && (cz_dnnl_create(pd, NULL, g, &desc, attr, NULL, "matmul") != CZ_OK ||
+               cz_dnnl_is_reference(*pd))) {
+        dnnl_primitive_desc_destroy(*pd);
+        *pd = NULL;
+    }
     dnnl_primitive_attr_destroy(attr);
     dnnl_post_ops_destroy(ops);
-    return st;
 }
 
 static cz_status bind_address(void *ctx, void *address)
@@ -369,17 +369,22 @@ static cz_status matmul_backward_plan(cz_graph *g, const cz_node *node, conv_sta
     dnnl_memory_desc_t x_rows = matrix_md(pixels, ic, dnnl_bf16, ic, 1);
     dnnl_memory_desc_t dx_rows = matrix_md(pixels, ic, dnnl_f32, ic, 1);
     dnnl_memory_desc_t dw_rows = matrix_md(oc, ic, dnnl_f32, ic, 1);
-    bool fast_data = true, fast_weights = true;
-    cz_graph_scratch_for(g, CZ_BACKWARD_CALL);
-    cz_status st = CZ_OK;
+    /* Descriptors first: nothing takes scratch (a primitive's scratchpad)
+     * before both matmuls are known to have a real kernel. */
     bool strided = s->stride > 1;
+    dnnl_primitive_desc_t data_pd = NULL, weights_pd = NULL;
     if (x->may_need_grad)
-        st = matmul_create(g, &mm->data, &dy_rows, &w_rows, &dx_rows,
-                           !strided && cz_mirror_grad_dir(x) == CZ_MIRROR_ACCUMULATE, &fast_data);
-    if (st == CZ_OK && w->may_need_grad)
-        st = matmul_create(g, &mm->weights, &dy_cols, &x_rows, &dw_rows, true, &fast_weights);
-    if (st == CZ_OK && fast_data && fast_weights) {
-        if ((st = cz_graph_scratch(g, (size_t)(pixels * oc) * sizeof *mm->dy, bind_address, &mm->dy)) == CZ_OK &&
+        matmul_pd(g, &data_pd, &dy_rows, &w_rows, &dx_rows,
+                  !strided && cz_mirror_grad_dir(x) == CZ_MIRROR_ACCUMULATE);
+    if (w->may_need_grad)
+        matmul_pd(g, &weights_pd, &dy_cols, &x_rows, &dw_rows, true);
+    bool fast = (data_pd || !x->may_need_grad) && (weights_pd || !w->may_need_grad);
+    cz_status st = CZ_OK;
+    if (fast) {
+        cz_graph_scratch_for(g, CZ_BACKWARD_CALL);
+        if ((!data_pd || (st = cz_primitive_create(&mm->data, g, data_pd, "matmul primitive")) == CZ_OK) &&
+            (!weights_pd || (st = cz_primitive_create(&mm->weights, g, weights_pd, "matmul primitive")) == CZ_OK) &&
+            (st = cz_graph_scratch(g, (size_t)(pixels * oc) * sizeof *mm->dy, bind_address, &mm->dy)) == CZ_OK &&
             (!b || !b->may_need_grad ||
              (st = cz_graph_scratch(g, (size_t)oc * sizeof *mm->bias_sum, bind_address, &mm->bias_sum)) == CZ_OK) &&
             (!strided || !w->may_need_grad ||
@@ -391,11 +396,13 @@ static cz_status matmul_backward_plan(cz_graph *g, const cz_node *node, conv_sta
             (st = view(&mm->w_rows, &w_rows)) == CZ_OK && (st = view(&mm->x_rows, &x_rows)) == CZ_OK &&
             (st = view(&mm->dx_rows, &dx_rows)) == CZ_OK)
             st = view(&mm->dw_rows, &dw_rows);
-        if (st == CZ_OK) {
-            s->mm = mm;
-            s->p.backward_reads_src = true;
-            return CZ_OK;
-        }
+    }
+    dnnl_primitive_desc_destroy(data_pd);
+    dnnl_primitive_desc_destroy(weights_pd);
+    if (fast && st == CZ_OK) {
+        s->mm = mm;
+        s->p.backward_reads_src = true;
+        return CZ_OK;
     }
     matmul_backward_free(mm);
     return st;
