@@ -1,9 +1,10 @@
-/* batch_norm2d on oneDNN.
+/* batch_norm2d on oneDNN, and a bf16 backward of our own.
  *
  * Data is fp32, plain or channels-last, or in bf16 graphs bf16
  * channels-last (normalisation statistics are always fp32), which the
  * primitives read and write in place (an output stored otherwise than the
- * input is converted; bf16 data is widened for backward, below); the
+ * input is converted; bf16 data's backward is ours, bf16_backward below,
+ * or else widened to fp32 for oneDNN's); the
  * per-channel statistics, scale and shift are 1-D [C] memories over our own
  * buffers. Two ways to normalise:
  *   - batch statistics (a training graph): oneDNN computes the batch mean and
@@ -25,10 +26,12 @@
  * applies to the output gradient. That saves the ReLU's own pass over the
  * tensor forward and its pass backward, and the tensor between the two. */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 
 #include "base/error.h"
 #include "engine/onednn.h"
+#include "io/half.h"
 #include "ops/ops.h"
 
 /* Node inputs, in this order; the affine pair is absent with affine=False. */
@@ -50,6 +53,11 @@ typedef struct {
     cz_mirror diff_dst, diff_src, diff_scale, diff_shift;
     cz_mirror workspace; /* relu in a training graph: forward's mask for backward */
     const float *batch_mean, *batch_var; /* scratch, when using batch statistics */
+    /* bf16 values, a channels-last output and batch statistics: backward
+     * is ours (bf16_backward); per channel, 1/sigma, the sums of g and
+     * g * xhat, and dx's three coefficients. NULL otherwise. */
+    float *per_channel;
+    float *chunk_sums; /* scratch: each chunk's sums of g and g * xhat, [chunks][2][C] */
 } bn_state;
 
 static void bn_destroy(void *p)
@@ -62,12 +70,23 @@ static void bn_destroy(void *p)
                             &s->diff_scale, &s->diff_shift, &s->workspace, &s->bwd_src};
     for (size_t i = 0; i < sizeof mirrors / sizeof *mirrors; i++)
         cz_mirror_free(mirrors[i]);
+    free(s->per_channel);
     cz_primitive_destroy(&s->fwd);
     cz_primitive_destroy(&s->bwd);
     dnnl_primitive_desc_destroy(s->fwd_pd);
     dnnl_primitive_desc_destroy(s->bwd_pd);
     dnnl_primitive_desc_destroy(s->fp32_fwd_pd);
     free(s);
+}
+
+/* Pixels per partial sum of bf16_backward: its sums run in the same order
+ * whatever the number of threads. */
+#define CHUNK 64
+
+static cz_status bind_address(void *ctx, void *address)
+{
+    *(void **)ctx = address;
+    return CZ_OK;
 }
 
 static cz_status bn_plan(cz_graph *g, cz_node *node)
@@ -125,8 +144,18 @@ static cz_status bn_plan(cz_graph *g, cz_node *node)
     bool want_params = s->affine && (w->may_need_grad || b->may_need_grad);
     if (!x->may_need_grad && !want_params)
         return CZ_OK;
+    if (x->layout == CZ_LAYOUT_NHWC_BF16 && y->layout != CZ_LAYOUT_NCHW_F32 && !s->running_stats &&
+        x->c % 16 == 0) {
+        s->per_channel = malloc((size_t)(6 * x->c) * sizeof *s->per_channel);
+        if (!s->per_channel)
+            return cz_fail(CZ_ERR_NOMEM, "batch_norm2d: out of memory");
+        cz_graph_scratch_for(g, CZ_BACKWARD_CALL);
+        size_t chunks = (size_t)((s->count + CHUNK - 1) / CHUNK);
+        return cz_graph_scratch(g, chunks * 2 * (size_t)x->c * sizeof(float), bind_address,
+                                &s->chunk_sums);
+    }
     cz_graph_scratch_for(g, CZ_BACKWARD_CALL);
-    /* bf16 values (a bf16 training graph): backward runs in fp32 on them,
+    /* Other bf16 values (an output stored plain): backward runs in fp32 on them,
      * widened within its call: one conversion, where oneDNN 2.6's bf16
      * backward would want both gradients in bf16, two (and is no more
      * accurate: tests/test_layout.c measured both). Its hint is an fp32
@@ -192,6 +221,92 @@ static void bn_forward(cz_graph *g, cz_node *node)
     }
 }
 
+/* The backward of bf16 values (a bf16 training graph), ours. oneDNN 2.6
+ * has a bf16 backward only with bf16 gradients, and its fp32 one wanted the
+ * values widened to fp32 first, a pass of its own before reading them twice
+ * at 4 bytes; this reads them at 2. Two passes over the pixels: the
+ * per-channel sums of g (the output gradient, through the ReLU's mask) and
+ * of g * xhat, then
+ *     dx = gamma / sigma * (g - sum(g) / M - xhat * sum(g xhat) / M)
+ * (batch statistics only; running ones take oneDNN's way). The mask is
+ * forward's workspace, a bit per value in memory order (tests/test_layout.c
+ * checks this against fp32). */
+static void bf16_backward(const cz_node *node, const bn_state *s, bool dx_need, bool w_need,
+                          bool b_need)
+{
+    const cz_tensor *x = node->in[BN_X];
+    const uint16_t *xv = (const uint16_t *)(const void *)x->data;
+    const float *dy = node->out->grad;
+    const float *mean = s->batch_mean, *var = s->batch_var;
+    const float *gamma = s->affine ? node->in[BN_WEIGHT]->data : NULL;
+    const uint16_t *mask = NULL; /* 16 channels' bits in each (channels are a multiple of 16) */
+    if (s->relu)
+        dnnl_memory_get_data_handle(s->workspace.prim, (void **)&mask);
+    int64_t c_n = x->c, pixels = s->count, chunks = (pixels + CHUNK - 1) / CHUNK;
+    float *inv = s->per_channel, *sum_g = inv + c_n, *sum_gx = sum_g + c_n;
+    float *k1 = sum_gx + c_n, *k2 = k1 + c_n, *k3 = k2 + c_n;
+    float *dx = x->grad;
+    /* A float, not a bool: GCC 12 leaves a loop reading a bool scalar. */
+    float adding = x->grad_written ? 0.0f : 1.0f;
+    for (int64_t c = 0; c < c_n; c++)
+        inv[c] = 1.0f / sqrtf(var[c] + s->eps);
+#pragma omp parallel for schedule(static)
+    for (int64_t k = 0; k < chunks; k++) {
+        float *part_g = s->chunk_sums + k * 2 * c_n, *part_gx = part_g + c_n;
+        for (int64_t c = 0; c < c_n; c++)
+            part_g[c] = part_gx[c] = 0.0f;
+        int64_t p1 = (k + 1) * CHUNK < pixels ? (k + 1) * CHUNK : pixels;
+        for (int64_t p = k * CHUNK; p < p1; p++)
+            for (int64_t c0 = 0; c0 < c_n; c0 += 16) {
+                int64_t e0 = p * c_n + c0;
+                unsigned bits = mask ? mask[e0 / 16] : 0xffffu;
+#pragma omp simd
+                for (int j = 0; j < 16; j++) {
+                    float gv = cz_select((bits >> j) & 1u, dy[e0 + j], 0.0f);
+                    float xhat = (cz_bf16_to_f32(xv[e0 + j]) - mean[c0 + j]) * inv[c0 + j];
+                    part_g[c0 + j] += gv;
+                    part_gx[c0 + j] += gv * xhat;
+                }
+            }
+    }
+    /* The chunks' sums in chunk order: the same whatever the threads. */
+    for (int64_t c = 0; c < c_n; c++)
+        sum_g[c] = sum_gx[c] = 0.0f;
+    for (int64_t k = 0; k < chunks; k++) {
+        const float *part_g = s->chunk_sums + k * 2 * c_n, *part_gx = part_g + c_n;
+#pragma omp simd
+        for (int64_t c = 0; c < c_n; c++) {
+            sum_g[c] += part_g[c];
+            sum_gx[c] += part_gx[c];
+        }
+    }
+    for (int64_t c = 0; c < c_n; c++) {
+        if (w_need)
+            node->in[BN_WEIGHT]->grad[c] += sum_gx[c];
+        if (b_need)
+            node->in[BN_BIAS]->grad[c] += sum_g[c];
+        k1[c] = (gamma ? gamma[c] : 1.0f) * inv[c];
+        k2[c] = sum_g[c] / (float)pixels;
+        k3[c] = sum_gx[c] / (float)pixels;
+    }
+    if (!dx_need)
+        return;
+#pragma omp parallel for schedule(static)
+    for (int64_t p = 0; p < pixels; p++)
+        for (int64_t c0 = 0; c0 < c_n; c0 += 16) {
+            int64_t e0 = p * c_n + c0;
+            unsigned bits = mask ? mask[e0 / 16] : 0xffffu;
+#pragma omp simd
+            for (int j = 0; j < 16; j++) {
+                int64_t c = c0 + j;
+                float gv = cz_select((bits >> j) & 1u, dy[e0 + j], 0.0f);
+                float xhat = (cz_bf16_to_f32(xv[e0 + j]) - mean[c]) * inv[c];
+                float v = k1[c] * (gv - k2[c] - xhat * k3[c]);
+                dx[e0 + j] = cz_select(adding != 0.0f, dx[e0 + j] + v, v);
+            }
+        }
+}
+
 static void bn_backward(cz_graph *g, cz_node *node)
 {
     bn_state *s = node->state;
@@ -199,6 +314,10 @@ static void bn_backward(cz_graph *g, cz_node *node)
     cz_tensor *w = s->affine ? node->in[BN_WEIGHT] : NULL;
     cz_tensor *b = s->affine ? node->in[BN_BIAS] : NULL;
     bool w_need = w && w->needs_grad, b_need = b && b->needs_grad;
+    if (s->per_channel && (x->needs_grad || w_need || b_need)) {
+        bf16_backward(node, s, x->needs_grad, w_need, b_need);
+        return;
+    }
     if (!s->bwd.prim || !(x->needs_grad || w_need || b_need))
         return;
     const cz_mirror *src = s->bwd_src.prim ? &s->bwd_src : &s->src;
