@@ -18,8 +18,9 @@
  * In two dimensions the phases multiply out (s^2 of them), and v swaps the
  * weights' channel dimensions: dy's channels are the convolution's
  * outputs. At stride 1 the one phase writes x's gradient (or adds to it,
- * by a sum post-op); at stride 2 each of the four writes its pixels into
- * scratch, and one pass interleaves them into x's gradient. */
+ * by a sum post-op); at stride 2 each of the four in turn writes its
+ * pixels into scratch, then spreads them into their places in x's
+ * gradient. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,12 +44,13 @@ typedef struct {
     dnnl_memory_t kernel;  /* v in bf16 [IC, OC, J_h, J_w], written by us; scratch */
     dnnl_memory_t kernel_prim; /* v in the primitive's layout: kernel itself or scratch */
     cz_primitive reorder;  /* kernel -> kernel_prim; .prim NULL when they are one */
-    dnnl_memory_t out;     /* x's gradient (stride 1) or this phase's pixels of it (scratch) */
+    dnnl_memory_t out;     /* x's gradient (stride 1) or this phase's pixels of it */
 } phase;
 
 struct conv_phases {
     int stride, n;
     phase p[MAX_STRIDE * MAX_STRIDE];
+    float *pixels; /* scratch, stride > 1: one phase's pixels at a time */
 };
 
 void cz_conv_phases_free(conv_phases *ph)
@@ -81,6 +83,12 @@ static bool geometry(int64_t in, int64_t out, int64_t kernel, int stride, int pa
     *pad_l = taps - 1 - c;
     *pad_r = (size - 1) + (taps - 1) - *pad_l - (out - 1);
     return taps >= 1 && size >= 1 && *pad_l >= 0 && *pad_r >= 0;
+}
+
+static cz_status bind_address(void *ctx, void *address)
+{
+    *(void **)ctx = address;
+    return CZ_OK;
 }
 
 static cz_status bind_memory(void *memory, void *address)
@@ -162,9 +170,11 @@ static cz_status bind_phase(cz_graph *g, const cz_node *node, phase *p, bool to_
             st = cz_dnnl_check(dnnl_primitive_create(&p->reorder.prim, rpd), "kernel reorder");
         dnnl_primitive_desc_destroy(rpd);
     }
+    /* Without to_grad, the phases take turns in one scratch piece: the
+     * handle is set at each run. */
     if (st == CZ_OK)
-        st = to_grad ? cz_dnnl_check(dnnl_memory_create(&p->out, &out_md, cz_dnnl_engine(), x->grad), "memory")
-                     : scratch_memory(g, &p->out, &out_md);
+        st = cz_dnnl_check(dnnl_memory_create(&p->out, &out_md, cz_dnnl_engine(),
+                                              to_grad ? x->grad : DNNL_MEMORY_NONE), "memory");
     return st;
 }
 
@@ -202,6 +212,10 @@ cz_status cz_conv_phases_plan(cz_graph *g, const cz_node *node, int stride, int 
         cz_graph_scratch_for(g, CZ_BACKWARD_CALL);
         for (int r = 0; r < stride * stride && st == CZ_OK; r++, ph->n++)
             st = bind_phase(g, node, &ph->p[r], stride == 1, pds[r]);
+        /* Phase 0 has the most pixels (each dimension's first phase does). */
+        size_t most = (size_t)(x->n * x->c * ph->p[0].size[0] * ph->p[0].size[1]) * sizeof(float);
+        if (st == CZ_OK && stride > 1)
+            st = cz_graph_scratch(g, most, bind_address, &ph->pixels);
         dnnl_memory_desc_t ours_dy = cz_dnnl_grad_md(y);
         if (st == CZ_OK)
             st = cz_mirror_init_transient(dy, g, &ours_dy, y->grad, &dy_md, CZ_MIRROR_IN);
@@ -241,23 +255,18 @@ static void write_kernels(const conv_phases *ph, const cz_tensor *w)
         }
 }
 
-/* The phases' pixels [N, M_h, M_w, C] into x's gradient [N, H, W, C]: each
- * pixel of it belongs to exactly one phase. */
-static void interleave(const conv_phases *ph, const cz_tensor *x)
+/* Phase (rh, rw)'s pixels [N, M_h, M_w, C] into their places in x's
+ * gradient [N, H, W, C]; each of its pixels belongs to exactly one phase. */
+static void spread(const conv_phases *ph, const phase *p, int rh, int rw, const cz_tensor *x)
 {
-    const float *part[MAX_STRIDE * MAX_STRIDE];
-    for (int k = 0; k < ph->n; k++)
-        dnnl_memory_get_data_handle(ph->p[k].out, (void **)&part[k]);
     int64_t c = x->c, s = ph->stride;
     bool add = !x->grad_written;
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t n = 0; n < x->n; n++)
-        for (int64_t h = 0; h < x->h; h++) {
-            float *to = x->grad + (n * x->h + h) * x->w * c;
-            for (int64_t col = 0; col < x->w; col++, to += c) {
-                int k = (int)((h % s) * s + col % s);
-                const phase *p = &ph->p[k];
-                const float *from = part[k] + ((n * p->size[0] + h / s) * p->size[1] + col / s) * c;
+        for (int64_t mh = 0; mh < p->size[0]; mh++) {
+            const float *from = ph->pixels + (n * p->size[0] + mh) * p->size[1] * c;
+            float *to = x->grad + ((n * x->h + mh * s + rh) * x->w + rw) * c;
+            for (int64_t mw = 0; mw < p->size[1]; mw++, from += c, to += s * c) {
                 if (add) {
 #pragma omp simd
                     for (int64_t i = 0; i < c; i++)
@@ -279,10 +288,12 @@ void cz_conv_phases_run(cz_graph *g, const cz_node *node, const conv_phases *ph,
             dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, p->kernel}, {DNNL_ARG_TO, p->kernel_prim}};
             cz_dnnl_run(g, &p->reorder, 2, args);
         }
+        if (ph->stride > 1)
+            dnnl_memory_set_data_handle(p->out, ph->pixels);
         dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, dy->prim}, {DNNL_ARG_WEIGHTS, p->kernel_prim},
                                    {DNNL_ARG_DST, p->out}};
         cz_dnnl_run(g, &p->conv, 3, args);
+        if (ph->stride > 1)
+            spread(ph, p, k / ph->stride, k % ph->stride, node->in[0]);
     }
-    if (ph->stride > 1)
-        interleave(ph, node->in[0]);
 }
