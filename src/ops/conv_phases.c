@@ -195,18 +195,18 @@ cz_status cz_conv_phases_plan(cz_graph *g, const cz_node *node, int stride, int 
     int64_t y_dims[4] = {y->n, y->c, y->h, y->w};
     dnnl_memory_desc_t dy_md = cz_dnnl_md(4, y_dims, dnnl_bf16, dnnl_nhwc);
     /* Descriptors first: nothing takes scratch before every phase is known
-     * to have a real kernel. */
+     * to have a real kernel (where one has none, or oneDNN none at all,
+     * the backward-data primitive runs instead). */
     dnnl_primitive_desc_t pds[MAX_STRIDE * MAX_STRIDE] = {NULL};
     cz_status st = CZ_OK;
     bool usable = true;
-    for (int r = 0; r < stride * stride && st == CZ_OK && usable; r++) {
+    for (int r = 0; r < stride * stride && usable; r++) {
         phase *p = &ph->p[r];
         dnnl_dims_t pad_l, pad_r;
         usable = geometry(x->h, y->h, w->h, stride, padding, r / stride, p, 0, &pad_l[0], &pad_r[0]) &&
-                 geometry(x->w, y->w, w->w, stride, padding, r % stride, p, 1, &pad_l[1], &pad_r[1]);
-        if (usable)
-            st = phase_pd(g, node, p, stride == 1, &dy_md, pad_l, pad_r, &pds[r]);
-        usable = usable && st == CZ_OK && !cz_dnnl_is_reference(pds[r]);
+                 geometry(x->w, y->w, w->w, stride, padding, r % stride, p, 1, &pad_l[1], &pad_r[1]) &&
+                 phase_pd(g, node, p, stride == 1, &dy_md, pad_l, pad_r, &pds[r]) == CZ_OK &&
+                 !cz_dnnl_is_reference(pds[r]);
     }
     if (st == CZ_OK && usable) {
         cz_graph_scratch_for(g, CZ_BACKWARD_CALL);
