@@ -496,6 +496,17 @@ cz_status cz_graph_scratch(cz_graph *g, size_t bytes, cz_scratch_bind bind, void
     return CZ_OK;
 }
 
+static cz_status bind_pointer(void *where, void *address)
+{
+    *(void **)where = address;
+    return CZ_OK;
+}
+
+cz_status cz_graph_scratch_pointer(cz_graph *g, size_t bytes, void *where)
+{
+    return cz_graph_scratch(g, bytes, bind_pointer, where);
+}
+
 /* One allocation, for the op call that asked for the most; binds every
  * piece. */
 static cz_status bind_scratch(cz_graph *g)

@@ -279,6 +279,9 @@ typedef enum { CZ_FORWARD_CALL, CZ_BACKWARD_CALL } cz_call;
 typedef cz_status (*cz_scratch_bind)(void *ctx, void *address);
 void cz_graph_scratch_for(cz_graph *g, cz_call call);
 cz_status cz_graph_scratch(cz_graph *g, size_t bytes, cz_scratch_bind bind, void *ctx);
+/* The same for a piece the op reaches through a pointer of its own:
+ * *(void **)where is set to the piece's address. */
+cz_status cz_graph_scratch_pointer(cz_graph *g, size_t bytes, void *where);
 
 /* Both return the graph's status: CZ_OK, or the first failure of a step
  * (after which the graph is unusable). */

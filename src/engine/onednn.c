@@ -99,6 +99,14 @@ cz_status cz_dnnl_create(dnnl_primitive_desc_t *pd, cz_primitive *prim, cz_graph
     return st;
 }
 
+cz_status cz_dnnl_scratch_memory(cz_graph *g, dnnl_memory_t *m, const dnnl_memory_desc_t *md)
+{
+    cz_status st = cz_dnnl_check(dnnl_memory_create(m, md, engine, DNNL_MEMORY_NONE), "memory");
+    if (st == CZ_OK)
+        st = cz_graph_scratch(g, dnnl_memory_desc_get_size(md), bind_scratch, *m);
+    return st;
+}
+
 cz_status cz_primitive_create(cz_primitive *prim, cz_graph *g, const_dnnl_primitive_desc_t pd,
                               const char *what)
 {
@@ -107,9 +115,7 @@ cz_status cz_primitive_create(cz_primitive *prim, cz_graph *g, const_dnnl_primit
     size_t bytes = md ? dnnl_memory_desc_get_size(md) : 0;
     cz_status st = cz_dnnl_check(dnnl_primitive_create(&prim->prim, pd), what);
     if (st == CZ_OK && bytes > 0)
-        st = cz_dnnl_check(dnnl_memory_create(&prim->scratchpad, md, engine, DNNL_MEMORY_NONE), what);
-    if (st == CZ_OK && bytes > 0)
-        st = cz_graph_scratch(g, bytes, bind_scratch, prim->scratchpad);
+        st = cz_dnnl_scratch_memory(g, &prim->scratchpad, md);
     if (st != CZ_OK)
         cz_primitive_destroy(prim);
     return st;
@@ -202,12 +208,9 @@ static cz_status make_reorder(cz_mirror *m)
 static cz_status create_prim(cz_mirror *m, const dnnl_memory_desc_t *prim_md, cz_graph *transient_in)
 {
     m->owns_prim = true;
-    cz_status st = cz_dnnl_check(dnnl_memory_create(&m->prim, prim_md, engine,
-                                                    transient_in ? DNNL_MEMORY_NONE : DNNL_MEMORY_ALLOCATE),
-                                 "memory");
-    if (st == CZ_OK && transient_in)
-        st = cz_graph_scratch(transient_in, dnnl_memory_desc_get_size(prim_md), bind_scratch, m->prim);
-    return st;
+    if (transient_in)
+        return cz_dnnl_scratch_memory(transient_in, &m->prim, prim_md);
+    return cz_dnnl_check(dnnl_memory_create(&m->prim, prim_md, engine, DNNL_MEMORY_ALLOCATE), "memory");
 }
 
 /* Gives the mirror its own memory and the reorder between it and the

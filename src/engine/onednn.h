@@ -45,6 +45,10 @@ cz_status cz_primitive_create(cz_primitive *prim, cz_graph *g, const_dnnl_primit
                               const char *what);
 void cz_primitive_destroy(cz_primitive *prim);
 
+/* A memory of md with no data of its own, placed in g's scratch (for the
+ * call cz_graph_scratch_for names) when planning ends. */
+cz_status cz_dnnl_scratch_memory(cz_graph *g, dnnl_memory_t *m, const dnnl_memory_desc_t *md);
+
 /* Whether oneDNN chose its reference implementation (plain C++ loops, far
  * slower than its JIT kernels) for a primitive descriptor. */
 bool cz_dnnl_is_reference(const_dnnl_primitive_desc_t pd);

@@ -344,12 +344,6 @@ static void matmul_pd(cz_graph *g, dnnl_primitive_desc_t *pd, const dnnl_memory_
     dnnl_post_ops_destroy(ops);
 }
 
-static cz_status bind_address(void *ctx, void *address)
-{
-    *(void **)ctx = address;
-    return CZ_OK;
-}
-
 /* Plans s->mm, or leaves it NULL where oneDNN has no fast matmul for the
  * shapes (then the convolution's own backward primitives run). */
 static cz_status matmul_backward_plan(cz_graph *g, const cz_node *node, conv_state *s,
@@ -384,13 +378,13 @@ static cz_status matmul_backward_plan(cz_graph *g, const cz_node *node, conv_sta
         cz_graph_scratch_for(g, CZ_BACKWARD_CALL);
         if ((!data_pd || (st = cz_primitive_create(&mm->data, g, data_pd, "matmul primitive")) == CZ_OK) &&
             (!weights_pd || (st = cz_primitive_create(&mm->weights, g, weights_pd, "matmul primitive")) == CZ_OK) &&
-            (st = cz_graph_scratch(g, (size_t)(pixels * oc) * sizeof *mm->dy, bind_address, &mm->dy)) == CZ_OK &&
+            (st = cz_graph_scratch_pointer(g, (size_t)(pixels * oc) * sizeof *mm->dy, &mm->dy)) == CZ_OK &&
             (!b || !b->may_need_grad ||
-             (st = cz_graph_scratch(g, (size_t)oc * sizeof *mm->bias_sum, bind_address, &mm->bias_sum)) == CZ_OK) &&
+             (st = cz_graph_scratch_pointer(g, (size_t)oc * sizeof *mm->bias_sum, &mm->bias_sum)) == CZ_OK) &&
             (!strided || !w->may_need_grad ||
-             (st = cz_graph_scratch(g, (size_t)(pixels * ic) * sizeof *mm->x_sub, bind_address, &mm->x_sub)) == CZ_OK) &&
+             (st = cz_graph_scratch_pointer(g, (size_t)(pixels * ic) * sizeof *mm->x_sub, &mm->x_sub)) == CZ_OK) &&
             (!strided || !x->may_need_grad ||
-             (st = cz_graph_scratch(g, (size_t)(pixels * ic) * sizeof *mm->dx_sub, bind_address, &mm->dx_sub)) == CZ_OK) &&
+             (st = cz_graph_scratch_pointer(g, (size_t)(pixels * ic) * sizeof *mm->dx_sub, &mm->dx_sub)) == CZ_OK) &&
             (st = cz_mirror_init_transient(&mm->w, g, &ours->w, w->data, &w_bf16, CZ_MIRROR_IN)) == CZ_OK &&
             (st = view(&mm->dy_rows, &dy_rows)) == CZ_OK && (st = view(&mm->dy_cols, &dy_cols)) == CZ_OK &&
             (st = view(&mm->w_rows, &w_rows)) == CZ_OK && (st = view(&mm->x_rows, &x_rows)) == CZ_OK &&

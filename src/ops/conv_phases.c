@@ -5,9 +5,10 @@
  * and a kernel of K taps receives w[k] dy[o] for every tap k and output
  * pixel o with o s + k - p = i. oneDNN 2.6.3 computes that with its
  * backward-data kernel (jit:avx512_core_amx_bf16), which its forward brgemm
- * kernels beat on the same numbers by 1.2-2.3x at stride 2 and 1.0-1.8x at
- * stride 1 (bench/conv_backward_data.c), so here it is written as forward
- * convolutions:
+ * kernels beat on the same numbers, spreading the pixels included, by up to
+ * 2x at stride 2 (on par for the unet's 64 -> 128 layer at 128) and
+ * 1.0-1.7x at stride 1 (bench/conv_backward_data.c), so here it is written
+ * as forward convolutions:
  *
  * The pixels i = m s + r of one phase r (0 <= r < s) receive the taps
  * k = k0 + j s, j < J, with k0 = (r + p) mod s and J = ceil((K - k0) / s),
@@ -85,26 +86,6 @@ static bool geometry(int64_t in, int64_t out, int64_t kernel, int stride, int pa
     return taps >= 1 && size >= 1 && *pad_l >= 0 && *pad_r >= 0;
 }
 
-static cz_status bind_address(void *ctx, void *address)
-{
-    *(void **)ctx = address;
-    return CZ_OK;
-}
-
-static cz_status bind_memory(void *memory, void *address)
-{
-    return cz_dnnl_check(dnnl_memory_set_data_handle(memory, address), "scratch memory");
-}
-
-/* Memory of md in g's scratch for the backward call. */
-static cz_status scratch_memory(cz_graph *g, dnnl_memory_t *m, const dnnl_memory_desc_t *md)
-{
-    cz_status st = cz_dnnl_check(dnnl_memory_create(m, md, cz_dnnl_engine(), DNNL_MEMORY_NONE), "memory");
-    if (st == CZ_OK)
-        st = cz_graph_scratch(g, dnnl_memory_desc_get_size(md), bind_memory, *m);
-    return st;
-}
-
 /* Where phase p writes: x's gradient itself, or its pixels [N, M_h, M_w, C]. */
 static dnnl_memory_desc_t phase_out_md(const cz_tensor *x, const phase *p, bool to_grad)
 {
@@ -157,11 +138,11 @@ static cz_status bind_phase(cz_graph *g, const cz_node *node, phase *p, bool to_
     const dnnl_memory_desc_t *prim_md = cz_dnnl_arg_md(pd, DNNL_ARG_WEIGHTS);
     cz_status st;
     if ((st = cz_primitive_create(&p->conv, g, pd, "convolution input gradient")) != CZ_OK ||
-        (st = scratch_memory(g, &p->kernel, &kernel_md)) != CZ_OK)
+        (st = cz_dnnl_scratch_memory(g, &p->kernel, &kernel_md)) != CZ_OK)
         return st;
     if (dnnl_memory_desc_equal(prim_md, &kernel_md)) {
         p->kernel_prim = p->kernel;
-    } else if ((st = scratch_memory(g, &p->kernel_prim, prim_md)) == CZ_OK) {
+    } else if ((st = cz_dnnl_scratch_memory(g, &p->kernel_prim, prim_md)) == CZ_OK) {
         dnnl_primitive_desc_t rpd = NULL;
         st = cz_dnnl_check(dnnl_reorder_primitive_desc_create(&rpd, &kernel_md, cz_dnnl_engine(),
                                                               prim_md, cz_dnnl_engine(), NULL),
@@ -215,7 +196,7 @@ cz_status cz_conv_phases_plan(cz_graph *g, const cz_node *node, int stride, int 
         /* Phase 0 has the most pixels (each dimension's first phase does). */
         size_t most = (size_t)(x->n * x->c * ph->p[0].size[0] * ph->p[0].size[1]) * sizeof(float);
         if (st == CZ_OK && stride > 1)
-            st = cz_graph_scratch(g, most, bind_address, &ph->pixels);
+            st = cz_graph_scratch_pointer(g, most, &ph->pixels);
         dnnl_memory_desc_t ours_dy = cz_dnnl_grad_md(y);
         if (st == CZ_OK)
             st = cz_mirror_init_transient(dy, g, &ours_dy, y->grad, &dy_md, CZ_MIRROR_IN);

@@ -26,7 +26,6 @@
  * applies to the output gradient. That saves the ReLU's own pass over the
  * tensor forward and its pass backward, and the tensor between the two. */
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 
 #include "base/error.h"
@@ -54,8 +53,8 @@ typedef struct {
     cz_mirror workspace; /* relu in a training graph: forward's mask for backward */
     const float *batch_mean, *batch_var; /* scratch, when using batch statistics */
     /* bf16 values, a channels-last output and batch statistics: backward
-     * is ours (bf16_backward); per channel, 1/sigma, the sums of g and
-     * g * xhat, and dx's three coefficients. NULL otherwise. */
+     * is ours (bf16_backward); per channel, 1/sigma, gamma/sigma and the
+     * sums of g and g * xhat. NULL otherwise. */
     float *per_channel;
     float *chunk_sums; /* scratch: each chunk's sums of g and g * xhat, [chunks][2][C] */
 } bn_state;
@@ -82,12 +81,6 @@ static void bn_destroy(void *p)
 /* Pixels per partial sum of bf16_backward: its sums run in the same order
  * whatever the number of threads. */
 #define CHUNK 64
-
-static cz_status bind_address(void *ctx, void *address)
-{
-    *(void **)ctx = address;
-    return CZ_OK;
-}
 
 static cz_status bn_plan(cz_graph *g, cz_node *node)
 {
@@ -146,13 +139,12 @@ static cz_status bn_plan(cz_graph *g, cz_node *node)
         return CZ_OK;
     if (x->layout == CZ_LAYOUT_NHWC_BF16 && y->layout != CZ_LAYOUT_NCHW_F32 && !s->running_stats &&
         x->c % 16 == 0) {
-        s->per_channel = malloc((size_t)(6 * x->c) * sizeof *s->per_channel);
+        s->per_channel = malloc((size_t)(4 * x->c) * sizeof *s->per_channel);
         if (!s->per_channel)
             return cz_fail(CZ_ERR_NOMEM, "batch_norm2d: out of memory");
         cz_graph_scratch_for(g, CZ_BACKWARD_CALL);
         size_t chunks = (size_t)((s->count + CHUNK - 1) / CHUNK);
-        return cz_graph_scratch(g, chunks * 2 * (size_t)x->c * sizeof(float), bind_address,
-                                &s->chunk_sums);
+        return cz_graph_scratch_pointer(g, chunks * 2 * (size_t)x->c * sizeof(float), &s->chunk_sums);
     }
     cz_graph_scratch_for(g, CZ_BACKWARD_CALL);
     /* Other bf16 values (an output stored plain): backward runs in fp32 on them,
@@ -243,8 +235,7 @@ static void bf16_backward(const cz_node *node, const bn_state *s, bool dx_need, 
     if (s->relu)
         dnnl_memory_get_data_handle(s->workspace.prim, (void **)&mask);
     int64_t c_n = x->c, pixels = s->count, chunks = (pixels + CHUNK - 1) / CHUNK;
-    float *inv = s->per_channel, *sum_g = inv + c_n, *sum_gx = sum_g + c_n;
-    float *k1 = sum_gx + c_n, *k2 = k1 + c_n, *k3 = k2 + c_n;
+    float *inv = s->per_channel, *scale = inv + c_n, *sum_g = scale + c_n, *sum_gx = sum_g + c_n;
     float *dx = x->grad;
     /* A float, not a bool: GCC 12 leaves a loop reading a bool scalar. */
     float adding = x->grad_written ? 0.0f : 1.0f;
@@ -285,9 +276,10 @@ static void bf16_backward(const cz_node *node, const bn_state *s, bool dx_need, 
             node->in[BN_WEIGHT]->grad[c] += sum_gx[c];
         if (b_need)
             node->in[BN_BIAS]->grad[c] += sum_g[c];
-        k1[c] = (gamma ? gamma[c] : 1.0f) * inv[c];
-        k2[c] = sum_g[c] / (float)pixels;
-        k3[c] = sum_gx[c] / (float)pixels;
+        /* From here on the means of the sums, as dx takes them. */
+        scale[c] = (gamma ? gamma[c] : 1.0f) * inv[c];
+        sum_g[c] /= (float)pixels;
+        sum_gx[c] /= (float)pixels;
     }
     if (!dx_need)
         return;
@@ -301,7 +293,7 @@ static void bf16_backward(const cz_node *node, const bn_state *s, bool dx_need, 
                 int64_t c = c0 + j;
                 float gv = cz_select((bits >> j) & 1u, dy[e0 + j], 0.0f);
                 float xhat = (cz_bf16_to_f32(xv[e0 + j]) - mean[c]) * inv[c];
-                float v = k1[c] * (gv - k2[c] - xhat * k3[c]);
+                float v = scale[c] * (gv - sum_g[c] - xhat * sum_gx[c]);
                 dx[e0 + j] = cz_select(adding != 0.0f, dx[e0 + j] + v, v);
             }
         }
