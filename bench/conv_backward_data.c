@@ -3,8 +3,8 @@
  * resnet50-unet decoder's shapes (batch 8, bf16, channels-last, fp32
  * gradient), oneDNN's backward-data primitive (the baseline) against the
  * stride^2 forward convolutions of dy with the flipped, transposed kernel
- * that compute the same gradient, one per phase of the stride, plus (at
- * stride 2) the pass that interleaves their pixels into x's gradient.
+ * that compute the same gradient, one per phase of the stride, each (at
+ * stride 2) then spreading its pixels into x's gradient.
  * Writing the kernels from the weights is not timed: it costs per weight,
  * not per pixel, which is why conv_phases.c keeps to shapes with many
  * output pixels. Interleaved: each repeat times both once, in turn. Prints
@@ -17,22 +17,20 @@
 
 #define MAX_PHASES 4
 
-/* The phases' pixels [N, M_h, M_w, C] into dx [N, H, W, C], as conv_phases.c does. */
-static void interleave(timed *phases, int stride, int64_t n, int64_t c, int64_t h, int64_t w, float *dx)
+/* One phase's pixels [N, M_h, M_w, C] into their places in dx [N, H, W, C],
+ * written, as conv_phases.c does. */
+static void spread(timed *phase, int stride, int rh, int rw, int64_t n, int64_t c, int64_t h,
+                   int64_t w, float *dx)
 {
-    const float *part[MAX_PHASES];
-    for (int k = 0; k < stride * stride; k++)
-        check(dnnl_memory_get_data_handle(phases[k].args[2].memory, (void **)&part[k]), "memory");
-    int64_t mh[2] = {(h + 1) / 2, h / 2}, mw[2] = {(w + 1) / 2, w / 2};
+    const float *part;
+    check(dnnl_memory_get_data_handle(phase->args[2].memory, (void **)&part), "memory");
+    int64_t mh = (h - rh + stride - 1) / stride, mw = (w - rw + stride - 1) / stride;
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t i = 0; i < n; i++)
-        for (int64_t row = 0; row < h; row++)
-            for (int64_t col = 0; col < w; col++) {
-                int rh = (int)(row % stride), rw = (int)(col % stride);
-                const float *from = part[rh * stride + rw] +
-                                    ((i * mh[rh] + row / stride) * mw[rw] + col / stride) * c;
-                memcpy(dx + ((i * h + row) * w + col) * c, from, (size_t)c * sizeof *dx);
-            }
+        for (int64_t row = 0; row < mh; row++)
+            for (int64_t col = 0; col < mw; col++)
+                memcpy(dx + ((i * h + row * stride + rh) * w + col * stride + rw) * c,
+                       part + ((i * mh + row) * mw + col) * c, (size_t)c * sizeof *dx);
 }
 
 int main(int argc, char **argv)
@@ -101,10 +99,11 @@ int main(int argc, char **argv)
         for (int r = -1; r < repeats; r++) { /* r = -1: the warm-up */
             double t = run(&data);
             double start = now();
-            for (int p = 0; p < stride * stride; p++)
+            for (int p = 0; p < stride * stride; p++) {
                 execute(&phases[p]);
-            if (stride > 1)
-                interleave(phases, stride, n, ic, side, side, grad);
+                if (stride > 1)
+                    spread(&phases[p], stride, p / stride, p % stride, n, ic, side, side, grad);
+            }
             if (r >= 0) {
                 ms[0][r] = t;
                 ms[1][r] = 1e3 * (now() - start);
