@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char last_error[1024];
 
@@ -26,9 +27,12 @@ void cz_error_clear(void) { last_error[0] = '\0'; }
 
 cz_status cz_fail(cz_status status, const char *fmt, ...)
 {
+    /* The arguments may include cz_last_error() itself, to add context. */
+    char message[sizeof last_error];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
+    memcpy(last_error, message, sizeof last_error);
     return status;
 }

@@ -8,6 +8,7 @@
 
 #include "base/error.h"
 #include "engine/liveness.h"
+#include "engine/onednn.h"
 
 /* Memory is planned into these regions, each one contiguous. */
 struct cz_graph {
@@ -529,6 +530,9 @@ cz_status cz_graph_plan(cz_graph *g)
         return cz_fail(g->status, "%s", g->error);
     if (g->planned)
         return CZ_OK;
+    if (g->config.precision == CZ_BF16 && !cz_dnnl_has_bf16_kernels())
+        return cz_fail(g->status = CZ_ERR_INVALID,
+                       "bf16 needs a CPU with AVX-512, and this one has none (oneDNN runs fp32 only here)");
 
     /* Sizes of the parameter regions. */
     size_t n_trainable = 0, n_frozen = 0, n_buffers = 0;

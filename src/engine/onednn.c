@@ -128,6 +128,13 @@ void cz_primitive_destroy(cz_primitive *prim)
     memset(prim, 0, sizeof *prim);
 }
 
+bool cz_dnnl_has_bf16_kernels(void)
+{
+    /* ISA levels are nested bit sets. */
+    const unsigned avx512 = dnnl_cpu_isa_avx512_core;
+    return ((unsigned)dnnl_get_effective_cpu_isa() & avx512) == avx512;
+}
+
 bool cz_dnnl_is_reference(const_dnnl_primitive_desc_t pd)
 {
     const char *impl = NULL;

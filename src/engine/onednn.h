@@ -49,6 +49,11 @@ void cz_primitive_destroy(cz_primitive *prim);
  * call cz_graph_scratch_for names) when planning ends. */
 cz_status cz_dnnl_scratch_memory(cz_graph *g, dnnl_memory_t *m, const dnnl_memory_desc_t *md);
 
+/* Whether oneDNN has bf16 kernels for this CPU: they need AVX-512 (native
+ * bfloat16 with AVX512-BF16 or AMX, emulated on plain AVX-512); an AVX2 CPU
+ * runs fp32 only. Honours ONEDNN_MAX_CPU_ISA. */
+bool cz_dnnl_has_bf16_kernels(void);
+
 /* Whether oneDNN chose its reference implementation (plain C++ loops, far
  * slower than its JIT kernels) for a primitive descriptor. */
 bool cz_dnnl_is_reference(const_dnnl_primitive_desc_t pd);
