@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bf16.h"
 #include "check.h"
 #include "image/image.h"
 #include "image/lab.h"
@@ -375,6 +376,86 @@ static void test_nan_stops(void)
     CHECK(!exists(path), "a NaN run must not write a generator");
 }
 
+/* --diffaugment: a run stopped half way and resumed ends bit for bit where
+ * a straight one does (the transforms come from the checkpointed generator
+ * of the labels), the option changes the weights, and a run started with it
+ * cannot be resumed without it. */
+static void test_diffaugment(void)
+{
+    char straight[400], stopped[400], plain[400];
+    snprintf(straight, sizeof straight, "%s/da-straight", root);
+    snprintf(stopped, sizeof stopped, "%s/da-stopped", root);
+    snprintf(plain, sizeof plain, "%s/da-plain", root);
+    cz_train_options o;
+    base_options(&o, straight);
+    o.diffaugment = true;
+    CHECK(cz_train(&o) == CZ_OK, "straight run: %s", cz_last_error());
+    base_options(&o, stopped);
+    o.diffaugment = true;
+    o.stop_after_steps = 5;
+    CHECK(cz_train(&o) == CZ_OK, "run stopped at step 5: %s", cz_last_error());
+    o.stop_after_steps = 0;
+    o.resume = true;
+    CHECK(cz_train(&o) == CZ_OK, "resumed run: %s", cz_last_error());
+    base_options(&o, plain);
+    CHECK(cz_train(&o) == CZ_OK, "run without DiffAugment: %s", cz_last_error());
+
+    char a[600], b[600];
+    snprintf(a, sizeof a, "%s/checkpoints/step-00000012.safetensors", straight);
+    snprintf(b, sizeof b, "%s/checkpoints/step-00000012.safetensors", stopped);
+    same_weights("DiffAugment: stop and resume", a, b);
+    cz_safetensors *x = NULL, *y = NULL;
+    snprintf(b, sizeof b, "%s/checkpoints/step-00000012.safetensors", plain);
+    CHECK(cz_safetensors_open(a, &x) == CZ_OK && cz_safetensors_open(b, &y) == CZ_OK, "%s", cz_last_error());
+    if (x && y) {
+        /* D's first convolution sees the transformed inputs from step 1. */
+        const char *name = NULL;
+        for (int i = 0; i < cz_safetensors_count(x) && !name; i++)
+            if (strstr(cz_safetensors_name(x, i), "discriminator") && strstr(cz_safetensors_name(x, i), "weight"))
+                name = cz_safetensors_name(x, i);
+        int64_t shape[8];
+        int ndim = 0;
+        CHECK(name && cz_safetensors_info(x, name, NULL, &ndim, shape) == CZ_OK, "no discriminator weight in %s", a);
+        if (name && ndim > 0) {
+            int64_t n = 1;
+            for (int d = 0; d < ndim; d++)
+                n *= shape[d];
+            float *u = malloc(sizeof(float) * (size_t)n), *v = malloc(sizeof(float) * (size_t)n);
+            CHECK(cz_safetensors_read_f32(x, name, shape, ndim, u) == CZ_OK &&
+                      cz_safetensors_read_f32(y, name, shape, ndim, v) == CZ_OK &&
+                      memcmp(u, v, sizeof(float) * (size_t)n) != 0,
+                  "%s: the same with and without DiffAugment", name);
+            free(u);
+            free(v);
+        }
+    }
+    cz_safetensors_close(x);
+    cz_safetensors_close(y);
+
+    base_options(&o, stopped);
+    o.resume = true;
+    o.steps = 14;
+    CHECK(cz_train(&o) == CZ_ERR_INVALID && strstr(cz_last_error(), "other options"),
+          "a DiffAugment run resumed without it: %s", cz_last_error());
+}
+
+/* Without bf16 kernels (an AVX2 CPU) --bf16 stops before the first step,
+ * saying why, and leaves no generator behind. */
+static void test_bf16_refused(void)
+{
+    if (bf16_runs())
+        return; /* bf16 training is checked in test_layout and test_conv */
+    char out[400], path[600];
+    snprintf(out, sizeof out, "%s/bf16", root);
+    cz_train_options o;
+    base_options(&o, out);
+    o.precision = CZ_BF16;
+    CHECK(cz_train(&o) == CZ_ERR_INVALID && strstr(cz_last_error(), "AVX-512"),
+          "--bf16 without bf16 kernels: %s", cz_last_error());
+    snprintf(path, sizeof path, "%s/generator.safetensors", out);
+    CHECK(!exists(path), "a refused run wrote a generator");
+}
+
 int main(void)
 {
     const char *build = getenv("COLORIZE_BUILD");
@@ -392,6 +473,8 @@ int main(void)
     test_generator_each_epoch();
     test_resume_new_schedule();
     test_nan_stops();
+    test_diffaugment();
+    test_bf16_refused();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     if (check_failed == 0 && system(cmd) != 0)

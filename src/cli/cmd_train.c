@@ -38,6 +38,8 @@ static void usage(FILE *out)
             "      --decay-epochs N      linear learning-rate decay to 0 over the last N epochs\n"
             "      --label-smoothing X   real labels X (one-sided smoothing, e.g. 0.9)\n"
             "      --noisy-labels        the paper's noisy labels: real in [0.7,1.0], fake in [0,0.3]\n"
+            "      --diffaugment         D sees every input shifted and partly cut out (DiffAugment),\n"
+            "                            against D memorising a small training set\n"
             "      --bf16                bf16 convolutions on fp32 master weights\n"
             "      --seed N              seed of everything random (default 1)\n"
             "run:\n"
@@ -77,7 +79,7 @@ int cz_cmd_train(int argc, char **argv)
     enum { O_WIDTH = 256, O_ENCODER, O_TRAIN_ENCODER, O_VAL, O_SIZE, O_SOURCE, O_WORKERS, O_STEPS,
            O_LR, O_BETA1, O_BETA2, O_LAMBDA, O_DECAY, O_SMOOTH, O_NOISY, O_BF16, O_SEED,
            O_CKPT, O_KEEP, O_RESUME, O_STOP_AFTER, O_STOP_AT_EPOCH,
-           O_EPOCH_GENERATORS };
+           O_EPOCH_GENERATORS, O_DIFFAUGMENT };
     static const struct option longopts[] = {
         {"generator", required_argument, 0, 'g'}, {"discriminator", required_argument, 0, 'D'},
         {"width", required_argument, 0, O_WIDTH}, {"encoder", required_argument, 0, O_ENCODER},
@@ -89,6 +91,7 @@ int cz_cmd_train(int argc, char **argv)
         {"beta2", required_argument, 0, O_BETA2}, {"lambda", required_argument, 0, O_LAMBDA},
         {"decay-epochs", required_argument, 0, O_DECAY},
         {"label-smoothing", required_argument, 0, O_SMOOTH}, {"noisy-labels", no_argument, 0, O_NOISY},
+        {"diffaugment", no_argument, 0, O_DIFFAUGMENT},
         {"bf16", no_argument, 0, O_BF16}, {"seed", required_argument, 0, O_SEED},
         {"checkpoint-minutes", required_argument, 0, O_CKPT}, {"keep", required_argument, 0, O_KEEP},
         {"resume", no_argument, 0, O_RESUME}, {"stop-after", required_argument, 0, O_STOP_AFTER},
@@ -131,6 +134,7 @@ int cz_cmd_train(int argc, char **argv)
         case O_DECAY: ok = parse_int(optarg, 0, 1000000, &v); o.decay_epochs = (int)v; break;
         case O_SMOOTH: ok = parse_float(optarg, &f) && f > 0 && f <= 1; o.real_lo = o.real_hi = f; break;
         case O_NOISY: o.real_lo = 0.7f, o.real_hi = 1.0f, o.fake_lo = 0.0f, o.fake_hi = 0.3f; break;
+        case O_DIFFAUGMENT: o.diffaugment = true; break;
         case O_BF16: o.precision = CZ_BF16; break;
         case O_SEED: ok = parse_int(optarg, 0, (long long)1 << 62, &v); o.seed = (uint64_t)v; break;
         case O_CKPT: ok = parse_float(optarg, &f) && f >= 0; o.checkpoint_minutes = f; break;

@@ -16,7 +16,7 @@
 typedef struct {
     cz_graph *generator, *discriminator;  /* planned training graphs */
     cz_adam *generator_adam, *discriminator_adam;
-    cz_rng *rngs[CZ_CHECKPOINT_RNGS];     /* generator dropout, discriminator, labels */
+    cz_rng *rngs[CZ_CHECKPOINT_RNGS];     /* generator dropout, discriminator, labels and D's augmentation */
     int64_t step;                         /* optimiser steps done */
     int64_t epoch, batch;                 /* where the data stands: next batch to draw */
     double seconds;                       /* training time so far */

@@ -20,6 +20,7 @@
 #include "optim/adam.h"
 #include "report/report.h"
 #include "train/checkpoint.h"
+#include "train/disc_input.h"
 
 void cz_train_defaults(cz_train_options *opt)
 {
@@ -65,7 +66,8 @@ typedef struct {
     cz_tensor *g_L, *g_ab_real, *g_ab, *g_l1;
     cz_tensor *d_in, *d_labels, *d_loss;
     cz_adam *g_adam, *d_adam;
-    cz_rng label_rng;
+    cz_rng d_rng; /* noisy labels and DiffAugment's transforms */
+    cz_disc_transform *transforms; /* one per sample, with --diffaugment */
     cz_dataset *train_set, *val_set;
     cz_loader *loader;
     cz_train_position pos;
@@ -118,6 +120,8 @@ static cz_status build_networks(run *r)
         return cz_fail(st, "discriminator %s at %dx%d: %s", o->discriminator.arch, S, S, cz_last_error());
 
     cz_adam_config adam = {.lr = o->lr, .beta1 = o->beta1, .beta2 = o->beta2, .eps = 1e-8f};
+    if (o->diffaugment && !(r->transforms = calloc((size_t)B, sizeof *r->transforms)))
+        return cz_fail(CZ_ERR_NOMEM, "out of memory building the networks");
     r->g_adam = cz_adam_create(&adam, cz_graph_params(r->G)->n_trainable);
     r->d_adam = cz_adam_create(&adam, cz_graph_params(r->D)->n_trainable);
     if (!r->g_adam || !r->d_adam)
@@ -150,15 +154,13 @@ static cz_status init_weights(run *r)
     return st;
 }
 
-/* D sees (L, ab) as three channels, sample by sample. */
+/* D sees (L, ab) as three channels, with --diffaugment through transforms
+ * drawn afresh for every pass (train/disc_input.h). */
 static void fill_d_input(run *r, const float *L, const float *ab)
 {
-    int64_t plane = (int64_t)r->size * r->size;
-    float *in = r->d_in->data;
-    for (int64_t n = 0; n < r->d_in->n; n++) {
-        memcpy(in + (3 * n) * plane, L + n * plane, (size_t)plane * sizeof(float));
-        memcpy(in + (3 * n + 1) * plane, ab + 2 * n * plane, (size_t)(2 * plane) * sizeof(float));
-    }
+    if (r->transforms)
+        cz_disc_transform_draw(&r->d_rng, r->size, r->d_in->n, r->transforms);
+    cz_disc_input_fill(r->transforms, r->d_in->n, r->size, L, ab, r->d_in->data);
 }
 
 static void fill_labels(run *r, float lo, float hi)
@@ -166,7 +168,7 @@ static void fill_labels(run *r, float lo, float hi)
     float *y = r->d_labels->data;
     int64_t n = cz_numel(r->d_labels);
     for (int64_t i = 0; i < n; i++)
-        y[i] = lo == hi ? lo : lo + (hi - lo) * cz_rng_uniform(&r->label_rng);
+        y[i] = lo == hi ? lo : lo + (hi - lo) * cz_rng_uniform(&r->d_rng);
 }
 
 static cz_status train_step(run *r, const cz_batch *b, float lr, step_losses *out)
@@ -214,11 +216,7 @@ static cz_status train_step(run *r, const cz_batch *b, float lr, step_losses *ou
         st = cz_graph_backward(r->D);
     cz_graph_set_frozen(r->D, false);
     cz_graph_zero_grad(r->G);
-    const float *d_grad = r->d_in->grad;
-    float *g_grad = r->g_ab->grad;
-    for (int64_t n = 0; n < r->g_ab->n; n++)
-        for (int64_t i = 0; i < 2 * plane; i++)
-            g_grad[2 * n * plane + i] += d_grad[(3 * n + 1) * plane + i];
+    cz_disc_input_backward(r->transforms, r->d_in->n, r->size, r->d_in->grad, r->g_ab->grad);
     out->g_l1 = r->g_l1->data[0];
     cz_tensor_seed(r->g_l1, o->lambda_l1);
     if (st == CZ_OK)
@@ -281,11 +279,12 @@ static void describe_options(const run *r, char *buf, size_t size)
     snprintf(buf, size,
              "generator=%s width=%d freeze_encoder=%d discriminator=%s width=%d size=%d batch=%d "
              "seed=%llu precision=%s lr=%g beta1=%g beta2=%g lambda_l1=%g real=[%g,%g] "
-             "fake=[%g,%g]" SCHEDULE_FORMAT,
+             "fake=[%g,%g]%s" SCHEDULE_FORMAT,
              o->generator.arch, o->generator.width, o->generator.freeze_encoder,
              o->discriminator.arch, o->discriminator.width, r->size, o->batch,
              (unsigned long long)o->seed, o->precision == CZ_BF16 ? "bf16" : "fp32", o->lr, o->beta1,
-             o->beta2, o->lambda_l1, o->real_lo, o->real_hi, o->fake_lo, o->fake_hi, o->epochs,
+             o->beta2, o->lambda_l1, o->real_lo, o->real_hi, o->fake_lo, o->fake_hi,
+             o->diffaugment ? " diffaugment=translation,cutout" : "", o->epochs,
              (long long)o->steps, o->decay_epochs);
 }
 
@@ -652,6 +651,7 @@ static void free_run(run *r)
     cz_graph_free(r->D);
     cz_model_free(r->gen_model);
     cz_model_free(r->disc_model);
+    free(r->transforms);
     if (r->log)
         fclose(r->log);
     for (int k = 0; k < 6; k++)
@@ -681,10 +681,10 @@ cz_status cz_train(const cz_train_options *o)
         st = build_networks(&r);
     if (st == CZ_OK)
         st = init_weights(&r);
-    cz_rng_seed(&r.label_rng, o->seed + 2);
+    cz_rng_seed(&r.d_rng, o->seed + 2);
     r.pos = (cz_train_position){.generator = r.G, .discriminator = r.D,
                                 .generator_adam = r.g_adam, .discriminator_adam = r.d_adam,
-                                .rngs = {cz_graph_rng(r.G), cz_graph_rng(r.D), &r.label_rng}};
+                                .rngs = {cz_graph_rng(r.G), cz_graph_rng(r.D), &r.d_rng}};
     if (st == CZ_OK && o->resume)
         st = resume(&r);
     if (st == CZ_OK)

@@ -6,7 +6,8 @@
  *   D step: BCE(D(L, G(L)), fake labels) / 2 + BCE(D(L, ab), real labels) / 2
  *   G step: BCE(D(L, G(L)), 1) + lambda * L1(G(L), ab), through a frozen D
  * with Adam on each. Labels can be smoothed (one-sided: real = 0.9) or noisy
- * (the paper: each label drawn uniformly from a range per element).
+ * (the paper: each label drawn uniformly from a range per element), and D's
+ * inputs put through DiffAugment (train/disc_input.h).
  *
  * The run never loses work: a checkpoint (train/checkpoint.h) is written
  * atomically every few minutes, on SIGINT/SIGTERM and at the end, the last K
@@ -41,6 +42,7 @@ typedef struct {
     float lambda_l1;         /* weight of the L1 term (pix2pix: 100) */
     float real_lo, real_hi;  /* real labels drawn from [lo, hi] (1, 1: plain) */
     float fake_lo, fake_hi;  /* fake labels drawn from [lo, hi] (0, 0: plain) */
+    bool diffaugment;        /* D's inputs shifted and cut out (train/disc_input.h) */
 
     cz_precision precision;
     uint64_t seed;
