@@ -22,8 +22,10 @@
  *
  * What cz_colorize_image does: it takes L* of the photo at full resolution
  * (colour photos are reduced to their L* first), shows the network a copy
- * resized to size x size, upsamples the a*b* the network predicts bilinearly
- * back to the photo's size, and recombines it with the ORIGINAL L*, so every
+ * resized to size x size, finishes the a*b* the network predicts as the
+ * model file asks (the built-in model: averaged with the mirror image's,
+ * smoothed along L*'s edges, and 1.08x as saturated; src/pipeline/finish.h),
+ * upsamples them bilinearly back to the photo's size, and recombines it with the ORIGINAL L*, so every
  * detail and the exact lightness of the input survive whatever the network's
  * resolution. Colours the sRGB gamut cannot show at that lightness are
  * desaturated towards gray at the same L* rather than clipped, so the output's

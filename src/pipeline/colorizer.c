@@ -13,6 +13,7 @@
 #include "image/image.h"
 #include "image/lab.h"
 #include "models/model.h"
+#include "pipeline/finish.h"
 #include "pipeline/pipeline.h"
 
 struct cz_colorizer {
@@ -24,6 +25,7 @@ struct cz_colorizer {
     cz_tensor *x;    /* input: L* / 50 - 1, [1, 1, size, size] */
     cz_tensor *y;    /* output: a*b* / 110, [1, 2, size, size] */
     float *ab;       /* the prediction scaled to a*b*: a plane then b plane */
+    cz_finish finish; /* what the model file asks for after the network */
 };
 
 bool cz_cpu_has_bf16(void)
@@ -145,6 +147,9 @@ cz_status cz_colorizer_load(const char *model_path,
     cz->bf16 = precision == CZ_PRECISION_BF16 ||
                (precision == CZ_PRECISION_AUTO && cz_cpu_has_bf16());
     cz->params = cz_model_param_count(m);
+    status = cz_finish_read(m, model_path, &cz->finish);
+    if (status != CZ_OK)
+        goto cleanup;
     cz->ab = malloc(2 * (size_t)cz->size * (size_t)cz->size * sizeof *cz->ab);
     if (!cz->ab) {
         status = cz_fail(CZ_ERR_NOMEM, "%s: out of memory", model_path);
@@ -177,30 +182,65 @@ void cz_colorizer_get_info(const cz_colorizer *cz, cz_colorizer_info *info)
     };
 }
 
+/* Mirrors each row of count N x N planes. */
+static void mirror_rows(float *planes, int count, int N)
+{
+    for (size_t row = 0; row < (size_t)count * N; row++)
+        for (int x = 0, z = N - 1; x < z; x++, z--) {
+            float *r = planes + row * N, t = r[x];
+            r[x] = r[z], r[z] = t;
+        }
+}
+
+/* Runs the network on cz->x and adds weight * its a*b* into cz->ab. */
+static cz_status run_network(cz_colorizer *cz, float weight, bool mirrored)
+{
+    cz_status status = cz_graph_forward(cz->g);
+    if (status != CZ_OK)
+        return cz_fail(status, "the network failed: %s", cz_last_error());
+    const size_t n = (size_t)cz->size * (size_t)cz->size;
+    float *y = cz->y->data;
+    for (size_t i = 0; i < 2 * n; i++)
+        if (!isfinite(y[i]))
+            return cz_fail(CZ_ERR_NUMERIC,
+                           "the network predicted %s a*b*: its weights are "
+                           "damaged", isnan(y[i]) ? "NaN" : "infinite");
+    if (mirrored)
+        mirror_rows(y, 2, cz->size);
+    for (size_t i = 0; i < 2 * n; i++)
+        cz->ab[i] += weight * CZ_AB_RANGE * y[i];
+    return CZ_OK;
+}
+
 /* Runs the network on L* (W x H, full resolution) and leaves a*b* at
- * size x size in cz->ab. */
+ * size x size in cz->ab, finished as the model file says. */
 static cz_status predict(cz_colorizer *cz, const float *L, int W, int H)
 {
     const int N = cz->size;
     const size_t n = (size_t)N * (size_t)N;
+    const cz_finish *f = &cz->finish;
     float *x = cz->x->data;
     cz_status status = cz_resize_bilinear_f32(L, W, H, x, N, N);
     if (status != CZ_OK)
         return status;
     for (size_t i = 0; i < n; i++)
         x[i] = x[i] / CZ_L_HALF_RANGE - 1.0f;
-    status = cz_graph_forward(cz->g);
-    if (status != CZ_OK)
-        return cz_fail(status, "the network failed: %s", cz_last_error());
-    const float *y = cz->y->data;
-    for (size_t i = 0; i < 2 * n; i++) {
-        if (!isfinite(y[i]))
-            return cz_fail(CZ_ERR_NUMERIC,
-                           "the network predicted %s a*b*: its weights are "
-                           "damaged", isnan(y[i]) ? "NaN" : "infinite");
-        cz->ab[i] = y[i] * CZ_AB_RANGE;
+    memset(cz->ab, 0, 2 * n * sizeof *cz->ab);
+    status = run_network(cz, f->mirror ? 0.5f : 1.0f, false);
+    if (status == CZ_OK && f->mirror) {
+        mirror_rows(x, 1, N);
+        status = run_network(cz, 0.5f, true);
+        mirror_rows(x, 1, N);
     }
-    return CZ_OK;
+    if (status == CZ_OK && f->guided_radius > 0) {
+        for (size_t i = 0; i < n; i++) /* the guide: L* / 100 */
+            x[i] = (x[i] + 1.0f) * 0.5f;
+        status = cz_finish_guided(x, cz->ab, N, f->guided_radius);
+    }
+    if (status == CZ_OK && f->chroma_gain != 1.0f)
+        for (size_t i = 0; i < 2 * n; i++)
+            cz->ab[i] *= f->chroma_gain;
+    return status;
 }
 
 /* Copies in's alpha into out's (both have alpha, same size and depth). */

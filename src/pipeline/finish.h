@@ -1,0 +1,39 @@
+/*
+ * How a model's a*b* are finished after the network, at the network's size,
+ * as its file says (metadata, `colorize pack --meta`; none by default):
+ *
+ *   finish.mirror=1          also colour the mirror image and average the
+ *                            two predictions: colours the network is unsure
+ *                            of, which flip with the picture, fade; the
+ *                            network runs twice.
+ *   finish.guided_radius=R   a guided filter (He, Sun & Tang 2010) on a*
+ *                            and b* with L* as the guide, radius R: colour
+ *                            edges snap to lightness edges instead of
+ *                            bleeding across them.
+ *   finish.chroma_gain=G     a*b* times G, given back the colour the two
+ *                            averages above take (models/README.md says how
+ *                            the built-in model's was chosen).
+ */
+#ifndef CZ_PIPELINE_FINISH_H
+#define CZ_PIPELINE_FINISH_H
+
+#include <stdbool.h>
+
+#include "colorize.h"
+#include "models/model.h"
+
+typedef struct {
+    bool mirror;
+    int guided_radius; /* 0: none */
+    float chroma_gain; /* 1: none */
+} cz_finish;
+
+#define CZ_FINISH_MAX_RADIUS 32
+
+/* Reads m's finish.* settings; CZ_ERR_FORMAT naming path for a bad value. */
+cz_status cz_finish_read(const cz_model *m, const char *path, cz_finish *f);
+
+/* Guided filter of ab's two N x N planes (in place) by guide, radius r. */
+cz_status cz_finish_guided(const float *guide, float *ab, int N, int r);
+
+#endif

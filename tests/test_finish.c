@@ -1,0 +1,169 @@
+/* The finishing of a model's a*b* (src/pipeline/finish.c): the guided
+ * filter against a direct evaluation of He et al.'s formulas in double;
+ * the finish.* metadata read, and bad values refused naming the file and
+ * the key; and through the colorizer, mirror averaging makes colouring
+ * commute with mirroring the photo, which the network alone does not. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "pipeline/finish.h"
+#include "pipeline_util.h"
+
+#define N 13
+#define EPS 1e-5 /* finish.c's regularisation */
+
+static int reflect(int i)
+{
+    return i < 0 ? -i - 1 : i >= N ? 2 * N - i - 1 : i;
+}
+
+/* The mean of v over the (2r+1)^2 window at (y, x), edges reflected. */
+static double window_mean(const double *v, int y, int x, int r)
+{
+    double sum = 0;
+    for (int dy = -r; dy <= r; dy++)
+        for (int dx = -r; dx <= r; dx++)
+            sum += v[reflect(y + dy) * N + reflect(x + dx)];
+    return sum / ((2 * r + 1) * (2 * r + 1));
+}
+
+static void test_guided(int r)
+{
+    cz_rng rng;
+    cz_rng_seed(&rng, (uint64_t)r);
+    float guide[N * N], ab[2 * N * N], in[2 * N * N];
+    for (int i = 0; i < N * N; i++) /* two flat regions and noise: edges to keep */
+        guide[i] = (i % N < 6 ? 0.2f : 0.8f) + 0.05f * cz_rng_uniform(&rng);
+    for (int i = 0; i < 2 * N * N; i++)
+        in[i] = ab[i] = 100 * cz_rng_uniform(&rng) - 50;
+    CHECK(cz_finish_guided(guide, ab, N, r) == CZ_OK, "%s", cz_last_error());
+
+    double I[N * N], II[N * N], a[N * N], b[N * N], p[N * N], Ip[N * N];
+    for (int i = 0; i < N * N; i++)
+        I[i] = guide[i], II[i] = I[i] * I[i];
+    double worst = 0;
+    for (int c = 0; c < 2; c++) {
+        for (int i = 0; i < N * N; i++)
+            p[i] = in[c * N * N + i], Ip[i] = I[i] * p[i];
+        for (int y = 0; y < N; y++)
+            for (int x = 0; x < N; x++) {
+                double mI = window_mean(I, y, x, r), mp = window_mean(p, y, x, r);
+                double var = window_mean(II, y, x, r) - mI * mI;
+                a[y * N + x] = (window_mean(Ip, y, x, r) - mI * mp) / (var + EPS);
+                b[y * N + x] = mp - a[y * N + x] * mI;
+            }
+        for (int y = 0; y < N; y++)
+            for (int x = 0; x < N; x++) {
+                double q = window_mean(a, y, x, r) * I[y * N + x] + window_mean(b, y, x, r);
+                worst = fmax(worst, fabs(q - ab[c * N * N + y * N + x]));
+            }
+    }
+    /* float: var(I) is a difference of near squares, and 1 / (var + eps)
+     * scales its rounding up; an 8-bit level is about 0.4 a*b* units. */
+    CHECK(worst < 0.05, "radius %d: guided filter off the direct one by %.3g (a*b* units)", r, worst);
+    printf("guided filter, radius %d: %.3g a*b* units from the direct one in double\n", r, worst);
+}
+
+/* A tiny generator with these finish.* settings (NULL: none). */
+static void save_model(const char *path, const char *const *meta)
+{
+    CHECK(make_tiny_model(path, "unet", 3) == 0, "tiny model");
+    cz_model *m = NULL;
+    CHECK(cz_model_load(path, &m) == CZ_OK, "%s", cz_last_error());
+    if (m)
+        CHECK(cz_model_save(m, path, meta) == CZ_OK, "%s", cz_last_error());
+    cz_model_free(m);
+}
+
+static void test_metadata(const char *dir)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/meta.safetensors", dir);
+    const char *good[] = {"finish.mirror", "1", "finish.guided_radius", "3", "finish.chroma_gain", "1.25", NULL};
+    save_model(path, good);
+    cz_model *m = NULL;
+    CHECK(cz_model_load_header(path, &m) == CZ_OK, "%s", cz_last_error());
+    cz_finish f = {0};
+    CHECK(m && cz_finish_read(m, path, &f) == CZ_OK && f.mirror && f.guided_radius == 3 && f.chroma_gain == 1.25f,
+          "read back: mirror %d, radius %d, gain %g", f.mirror, f.guided_radius, f.chroma_gain);
+    cz_model_free(m);
+
+    const char *bad[][2] = {{"finish.mirror", "2"}, {"finish.mirror", "0.5"}, {"finish.guided_radius", "-1"},
+                            {"finish.guided_radius", "100"}, {"finish.chroma_gain", "0"},
+                            {"finish.chroma_gain", "1.2x"}, {"finish.chroma_gain", "nan"}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        const char *meta[] = {bad[i][0], bad[i][1], NULL};
+        save_model(path, meta);
+        cz_colorizer *cz = NULL;
+        cz_status s = cz_colorizer_load(path, NULL, &cz);
+        CHECK(s == CZ_ERR_FORMAT && !cz && strstr(cz_last_error(), path) && strstr(cz_last_error(), bad[i][0]),
+              "%s=%s: status %d: %s", bad[i][0], bad[i][1], (int)s, cz_last_error());
+        cz_colorizer_free(cz);
+    }
+}
+
+/* The largest difference between colouring the mirror image and mirroring
+ * the colours, in 8-bit levels. */
+static int mirror_gap(const char *model)
+{
+    cz_image *photo = cz_image_new(TINY_SIZE, TINY_SIZE, 1, 8), *flipped = cz_image_new(TINY_SIZE, TINY_SIZE, 1, 8);
+    uint8_t *p = photo->data, *q = flipped->data;
+    for (int y = 0; y < TINY_SIZE; y++)
+        for (int x = 0; x < TINY_SIZE; x++) {
+            p[y * TINY_SIZE + x] = (uint8_t)(x < 90 ? 40u + (uint32_t)y / 2 : util_hash((uint32_t)x / 16, (uint32_t)y / 16, 0, 7) % 200 + 30);
+            q[y * TINY_SIZE + TINY_SIZE - 1 - x] = p[y * TINY_SIZE + x];
+        }
+    cz_colorizer *cz = NULL;
+    cz_image *a = NULL, *b = NULL;
+    int gap = -1;
+    CHECK(cz_colorizer_load(model, NULL, &cz) == CZ_OK, "%s", cz_last_error());
+    if (cz && cz_colorize_image(cz, photo, &a) == CZ_OK && cz_colorize_image(cz, flipped, &b) == CZ_OK) {
+        const uint8_t *u = a->data, *v = b->data;
+        gap = 0;
+        for (int y = 0; y < TINY_SIZE; y++)
+            for (int x = 0; x < TINY_SIZE; x++)
+                for (int c = 0; c < 3; c++) {
+                    int d = abs(u[3 * (y * TINY_SIZE + x) + c] - v[3 * (y * TINY_SIZE + TINY_SIZE - 1 - x) + c]);
+                    gap = d > gap ? d : gap;
+                }
+    }
+    CHECK(gap >= 0, "colouring failed: %s", cz_last_error());
+    cz_image_free(a);
+    cz_image_free(b);
+    cz_image_free(photo);
+    cz_image_free(flipped);
+    cz_colorizer_free(cz);
+    return gap;
+}
+
+static void test_mirror(const char *dir)
+{
+    char plain[600], mirrored[600];
+    snprintf(plain, sizeof plain, "%s/plain.safetensors", dir);
+    snprintf(mirrored, sizeof mirrored, "%s/mirrored.safetensors", dir);
+    save_model(plain, NULL);
+    const char *meta[] = {"finish.mirror", "1", "finish.guided_radius", "2", "finish.chroma_gain", "1.1", NULL};
+    save_model(mirrored, meta);
+    int without = mirror_gap(plain), with = mirror_gap(mirrored);
+    printf("colour of the mirror image against the mirrored colours: %d levels apart without "
+           "mirror averaging, %d with\n", without, with);
+    CHECK(without > 10, "the network alone already commutes with mirroring (%d levels): the check "
+          "below would test nothing", without);
+    CHECK(with >= 0 && with <= 1, "with mirror averaging, %d levels apart", with);
+}
+
+int main(void)
+{
+    test_guided(1);
+    test_guided(2);
+    test_guided(5);
+    char dir[] = "/tmp/cz_test_finish_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    test_metadata(dir);
+    test_mirror(dir);
+    remove_tree(dir);
+    return check_finish("test_finish");
+}
