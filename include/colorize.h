@@ -164,6 +164,11 @@ typedef struct {
     int trained_size;  /* side it was trained at */
     bool bf16;         /* precision of its convolutions */
     long params;       /* learnable values */
+    /* How its a*b* are finished, as the model file asks: averaged with the
+     * mirror image's, guided-filtered along L* (radius, 0 none), scaled. */
+    bool mirror;
+    int guided_radius;
+    float chroma_gain;
 } cz_colorizer_info;
 
 void cz_colorizer_get_info(const cz_colorizer *cz, cz_colorizer_info *info);

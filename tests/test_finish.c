@@ -90,6 +90,16 @@ static void test_metadata(const char *dir)
     CHECK(m && cz_finish_read(m, path, &f) == CZ_OK && f.mirror && f.guided_radius == 3 && f.chroma_gain == 1.25f,
           "read back: mirror %d, radius %d, gain %g", f.mirror, f.guided_radius, f.chroma_gain);
     cz_model_free(m);
+    cz_colorizer *cz = NULL;
+    CHECK(cz_colorizer_load(path, NULL, &cz) == CZ_OK, "%s", cz_last_error());
+    if (cz) {
+        cz_colorizer_info info;
+        cz_colorizer_get_info(cz, &info);
+        CHECK(info.mirror && info.guided_radius == 3 && info.chroma_gain == 1.25f,
+              "the colorizer reports mirror %d, radius %d, gain %g", info.mirror, info.guided_radius,
+              info.chroma_gain);
+    }
+    cz_colorizer_free(cz);
 
     const char *bad[][2] = {{"finish.mirror", "2"}, {"finish.mirror", "0.5"}, {"finish.guided_radius", "-1"},
                             {"finish.guided_radius", "100"}, {"finish.chroma_gain", "0"},

@@ -662,6 +662,12 @@ int cz_cmd_colorize(int argc, char **argv)
             (double)info.params / 1e6, info.size, info.size,
             info.trained_size, info.bf16 ? "bf16" : "fp32",
             omp_get_max_threads(), now() - t0);
+        char guided[32] = "none";
+        if (info.guided_radius)
+            snprintf(guided, sizeof guided, "radius %d", info.guided_radius);
+        say("finish: %s, guided filter %s, a*b* x %g",
+            info.mirror ? "mirror averaging" : "no mirror averaging", guided,
+            (double)info.chroma_gain);
     }
 
     for (int i = 0; i < n_inputs; i++)

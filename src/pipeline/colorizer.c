@@ -179,6 +179,9 @@ void cz_colorizer_get_info(const cz_colorizer *cz, cz_colorizer_info *info)
         .trained_size = cz->trained_size,
         .bf16 = cz->bf16,
         .params = cz->params,
+        .mirror = cz->finish.mirror,
+        .guided_radius = cz->finish.guided_radius,
+        .chroma_gain = cz->finish.chroma_gain,
     };
 }
 
