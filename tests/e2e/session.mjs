@@ -136,8 +136,9 @@ async function participant(name, query, plan) {
       // much more (the page hides it on a timer). The observer notes the
       // start a microtask after the page starts its timer, late by as much
       // as the browser is loaded (96 ms of 100 seen beside a sanitizer
-      // build), so it may read a little short: 10 ms of slack.
-      expect(s.shown >= showMs - 10 && s.shown < showMs + 1500,
+      // build, 86 ms with both builds' tests running on 2 cores), so it
+      // may read a little short: 20 ms of slack.
+      expect(s.shown >= showMs - 20 && s.shown < showMs + 1500,
              `${name}: pair shown for ${s.shown.toFixed(0)} ms, expected ${showMs}`);
       log.minShownMs = Math.min(log.minShownMs, s.shown);
       log.maxShownMs = Math.max(log.maxShownMs, s.shown);
