@@ -128,12 +128,16 @@ void cz_primitive_destroy(cz_primitive *prim)
     memset(prim, 0, sizeof *prim);
 }
 
-bool cz_dnnl_has_bf16_kernels(void)
+/* ISA levels are nested bit sets; the "effective" one honours
+ * ONEDNN_MAX_CPU_ISA, so capping the ISA turns bf16 off too. */
+static bool cpu_has(dnnl_cpu_isa_t isa)
 {
-    /* ISA levels are nested bit sets. */
-    const unsigned avx512 = dnnl_cpu_isa_avx512_core;
-    return ((unsigned)dnnl_get_effective_cpu_isa() & avx512) == avx512;
+    return ((unsigned)dnnl_get_effective_cpu_isa() & (unsigned)isa) == (unsigned)isa;
 }
+
+bool cz_dnnl_has_bf16_kernels(void) { return cpu_has(dnnl_cpu_isa_avx512_core); }
+
+bool cz_dnnl_has_native_bf16(void) { return cpu_has(dnnl_cpu_isa_avx512_core_bf16); }
 
 bool cz_dnnl_is_reference(const_dnnl_primitive_desc_t pd)
 {

@@ -53,6 +53,9 @@ cz_status cz_dnnl_scratch_memory(cz_graph *g, dnnl_memory_t *m, const dnnl_memor
  * bfloat16 with AVX512-BF16 or AMX, emulated on plain AVX-512); an AVX2 CPU
  * runs fp32 only. Honours ONEDNN_MAX_CPU_ISA. */
 bool cz_dnnl_has_bf16_kernels(void);
+/* Whether they run natively (AVX512-BF16 or AMX): fast enough to be the
+ * default (cz_cpu_has_bf16). */
+bool cz_dnnl_has_native_bf16(void);
 
 /* Whether oneDNN chose its reference implementation (plain C++ loops, far
  * slower than its JIT kernels) for a primitive descriptor. */

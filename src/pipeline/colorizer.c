@@ -6,10 +6,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <oneapi/dnnl/dnnl.h>
 
 #include "base/error.h"
 #include "engine/graph.h"
+#include "engine/onednn.h"
 #include "image/image.h"
 #include "image/lab.h"
 #include "models/model.h"
@@ -28,13 +28,7 @@ struct cz_colorizer {
     cz_finish finish; /* what the model file asks for after the network */
 };
 
-bool cz_cpu_has_bf16(void)
-{
-    /* oneDNN's ISA levels are nested bit sets; its "effective" one honours
-     * ONEDNN_MAX_CPU_ISA, so capping the ISA also turns bf16 off here. */
-    const unsigned bf16 = dnnl_cpu_isa_avx512_core_bf16;
-    return ((unsigned)dnnl_get_effective_cpu_isa() & bf16) == bf16;
-}
+bool cz_cpu_has_bf16(void) { return cz_dnnl_has_native_bf16(); }
 
 const char *cz_default_model_path(void)
 {
