@@ -23,8 +23,9 @@
  * What cz_colorize_image does: it takes L* of the photo at full resolution
  * (colour photos are reduced to their L* first), shows the network a copy
  * resized to size x size, finishes the a*b* the network predicts as the
- * model file asks (the built-in model: averaged with the mirror image's,
- * smoothed along L*'s edges, and 1.08x as saturated; src/pipeline/finish.h),
+ * model file asks (the built-in model: predicted at two other sizes and
+ * averaged, with the mirror image's too, smoothed along L*'s edges, and
+ * made more saturated; src/pipeline/finish.h),
  * upsamples them bilinearly back to the photo's size, and recombines it with the ORIGINAL L*, so every
  * detail and the exact lightness of the input survive whatever the network's
  * resolution. Colours the sRGB gamut cannot show at that lightness are
@@ -108,6 +109,8 @@ typedef struct cz_colorizer cz_colorizer;
  * encoders halve the image five times) up to CZ_MAX_SIZE. */
 #define CZ_SIZE_MULTIPLE 32
 #define CZ_MAX_SIZE 4096
+/* The most network sizes one photo is predicted at (a model's finish). */
+#define CZ_MAX_SIDES 4
 
 /* The precision of the network's convolutions. bf16 is faster on CPUs
  * with native bfloat16 (AVX512-BF16, AMX); its colours differ from fp32's
@@ -160,12 +163,16 @@ cz_status cz_colorize_image(cz_colorizer *cz, const cz_image *in,
 typedef struct {
     const char *arch;  /* "unet", "resnet50-paper" or "resnet50-unet"; valid
                           while the colorizer lives */
-    int size;          /* side of the square the network sees */
+    int size;          /* side of the square a*b* are predicted on */
     int trained_size;  /* side it was trained at */
     bool bf16;         /* precision of its convolutions */
     long params;       /* learnable values */
-    /* How its a*b* are finished, as the model file asks: averaged with the
-     * mirror image's, guided-filtered along L* (radius, 0 none), scaled. */
+    /* How its a*b* are finished, as the model file asks: the network run at
+     * each of n_sides sides (size alone unless the file asks for several)
+     * and the predictions averaged, with the mirror image's too,
+     * guided-filtered along L* (radius, 0 none), scaled. */
+    int n_sides;
+    int sides[CZ_MAX_SIDES];
     bool mirror;
     int guided_radius;
     float chroma_gain;

@@ -82,13 +82,16 @@ static void test_metadata(const char *dir)
 {
     char path[600];
     snprintf(path, sizeof path, "%s/meta.safetensors", dir);
-    const char *good[] = {"finish.mirror", "1", "finish.guided_radius", "3", "finish.chroma_gain", "1.25", NULL};
+    const char *good[] = {"finish.mirror", "1", "finish.guided_radius", "3", "finish.chroma_gain", "1.25",
+                          "finish.scales", "0.5,1.3", NULL};
     save_model(path, good);
     cz_model *m = NULL;
     CHECK(cz_model_load_header(path, &m) == CZ_OK, "%s", cz_last_error());
     cz_finish f = {0};
     CHECK(m && cz_finish_read(m, path, &f) == CZ_OK && f.mirror && f.guided_radius == 3 && f.chroma_gain == 1.25f,
           "read back: mirror %d, radius %d, gain %g", f.mirror, f.guided_radius, f.chroma_gain);
+    CHECK(f.n_scales == 2 && f.scales[0] == 0.5f && f.scales[1] == 1.3f, "read back %d scales: %g, %g",
+          f.n_scales, f.scales[0], f.scales[1]);
     cz_model_free(m);
     cz_colorizer *cz = NULL;
     CHECK(cz_colorizer_load(path, NULL, &cz) == CZ_OK, "%s", cz_last_error());
@@ -98,12 +101,21 @@ static void test_metadata(const char *dir)
         CHECK(info.mirror && info.guided_radius == 3 && info.chroma_gain == 1.25f,
               "the colorizer reports mirror %d, radius %d, gain %g", info.mirror, info.guided_radius,
               info.chroma_gain);
+        /* 0.5 x 256 and 1.3 x 256 = 332.8, to the nearest multiple of 32 */
+        CHECK(info.size == TINY_SIZE && info.n_sides == 2 && info.sides[0] == 128 && info.sides[1] == 320,
+              "the colorizer reports a*b* at %d from %d sides: %d, %d", info.size, info.n_sides, info.sides[0],
+              info.sides[1]);
     }
     cz_colorizer_free(cz);
+    CHECK(cz_finish_side(0.7f, 224) == 160 && cz_finish_side(1.6f, 224) == 352 && cz_finish_side(0.25f, 32) == 32,
+          "sides: %d, %d, %d", cz_finish_side(0.7f, 224), cz_finish_side(1.6f, 224), cz_finish_side(0.25f, 32));
 
     const char *bad[][2] = {{"finish.mirror", "2"}, {"finish.mirror", "0.5"}, {"finish.guided_radius", "-1"},
                             {"finish.guided_radius", "100"}, {"finish.chroma_gain", "0"},
-                            {"finish.chroma_gain", "1.2x"}, {"finish.chroma_gain", "nan"}};
+                            {"finish.chroma_gain", "1.2x"}, {"finish.chroma_gain", "nan"},
+                            {"finish.scales", ""}, {"finish.scales", "1,"}, {"finish.scales", ",1"},
+                            {"finish.scales", "0.1"}, {"finish.scales", "1;2"}, {"finish.scales", "1,1,1,1,1"},
+                            {"finish.scales", "big"}};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         const char *meta[] = {bad[i][0], bad[i][1], NULL};
         save_model(path, meta);
@@ -165,6 +177,77 @@ static void test_mirror(const char *dir)
     CHECK(with >= 0 && with <= 1, "with mirror averaging, %d levels apart", with);
 }
 
+/* Colours a photo of TINY_SIZE with model at network size (0: its own). */
+static cz_image *colour(const char *model, int size)
+{
+    cz_image *photo = cz_image_new(TINY_SIZE, TINY_SIZE, 1, 8), *out = NULL;
+    uint8_t *p = photo->data;
+    for (int i = 0; i < TINY_SIZE * TINY_SIZE; i++)
+        p[i] = (uint8_t)(util_hash((uint32_t)(i % TINY_SIZE) / 16, (uint32_t)(i / TINY_SIZE) / 16, 0, 3) % 200 + 30);
+    cz_colorizer_options opt = {.size = size};
+    cz_colorizer *cz = NULL;
+    CHECK(cz_colorizer_load(model, &opt, &cz) == CZ_OK, "%s: %s", model, cz_last_error());
+    if (cz)
+        CHECK(cz_colorize_image(cz, photo, &out) == CZ_OK, "%s: %s", model, cz_last_error());
+    cz_colorizer_free(cz);
+    cz_image_free(photo);
+    return out;
+}
+
+/* The largest difference between two colourings, in 8-bit levels. */
+static int levels_apart(const cz_image *a, const cz_image *b)
+{
+    if (!a || !b)
+        return -1;
+    int gap = 0;
+    for (size_t i = 0; i < (size_t)TINY_SIZE * TINY_SIZE * 3; i++) {
+        int d = abs(((const uint8_t *)a->data)[i] - ((const uint8_t *)b->data)[i]);
+        gap = d > gap ? d : gap;
+    }
+    return gap;
+}
+
+/* A model with finish.scales=S, saved under dir. */
+static void save_scaled(char *path, size_t cap, const char *dir, const char *scales)
+{
+    snprintf(path, cap, "%s/scales-%s.safetensors", dir, scales);
+    const char *meta[] = {"finish.scales", scales, NULL};
+    save_model(path, meta);
+}
+
+static void test_scales(const char *dir)
+{
+    char plain[600], one[600], twice[600], larger[600], both[600];
+    snprintf(plain, sizeof plain, "%s/plain.safetensors", dir);
+    save_model(plain, NULL);
+    save_scaled(one, sizeof one, dir, "1");
+    save_scaled(twice, sizeof twice, dir, "1,1");
+    save_scaled(larger, sizeof larger, dir, "1.25");
+    save_scaled(both, sizeof both, dir, "0.5,1.25");
+    cz_image *at_256 = colour(plain, 0), *at_128 = colour(plain, 128), *at_320 = colour(plain, 320);
+    cz_image *with_one = colour(one, 0), *with_twice = colour(twice, 0);
+    cz_image *with_larger = colour(larger, 0), *with_both = colour(both, 0);
+
+    /* Averaging a prediction with itself changes nothing. */
+    CHECK(levels_apart(with_one, at_256) == 0 && levels_apart(with_twice, at_256) == 0,
+          "scale 1: %d levels from the network alone; 1,1: %d", levels_apart(with_one, at_256),
+          levels_apart(with_twice, at_256));
+    /* 1.25 x 256 = 320: the network at 320, resized to 256, as the network
+     * at 320 is recombined with a photo of 256. */
+    int gap = levels_apart(with_larger, at_320), moved = levels_apart(at_320, at_256);
+    CHECK(gap >= 0 && gap <= 1, "scale 1.25: %d levels from the network at 320", gap);
+    CHECK(moved > 10, "the network at 320 colours as at 256 (%d levels): the check above tests nothing", moved);
+    /* Two sides: neither alone. */
+    int from_small = levels_apart(with_both, at_128), from_large = levels_apart(with_both, at_320);
+    printf("scales 0.5,1.25: %d levels from the network at 128 alone, %d from 320 alone\n", from_small,
+           from_large);
+    CHECK(from_small > 5 && from_large > 5, "scales 0.5,1.25 use one side only: %d and %d levels from each",
+          from_small, from_large);
+    cz_image *all[] = {at_256, at_128, at_320, with_one, with_twice, with_larger, with_both};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        cz_image_free(all[i]);
+}
+
 int main(void)
 {
     test_guided(1);
@@ -174,6 +257,7 @@ int main(void)
     CHECK(mkdtemp(dir) != NULL, "mkdtemp");
     test_metadata(dir);
     test_mirror(dir);
+    test_scales(dir);
     remove_tree(dir);
     return check_finish("test_finish");
 }

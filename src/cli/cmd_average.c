@@ -16,7 +16,7 @@ static void usage(FILE *out)
             "usage: colorize average MODEL.safetensors... -o OUT.safetensors\n"
             "\n"
             "Averages the weights of snapshots of one model, such as the generators\n"
-            "of a run's last epochs (`colorize train --keep-epochs`): the mean keeps\n"
+            "of a run's last epochs (`colorize train --epoch-generators`): the mean keeps\n"
             "the colours they agree on and damps the blotches each one has. The\n"
             "models must share architecture and spec; OUT gets the last one's\n"
             "metadata and records which files it averaged.\n"

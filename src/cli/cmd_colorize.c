@@ -656,16 +656,20 @@ int cz_cmd_colorize(int argc, char **argv)
     if (opt.verbose) {
         cz_colorizer_info info;
         cz_colorizer_get_info(cz, &info);
-        say("model %s: %s, %.1fM parameters, network at %dx%d (trained at "
+        say("model %s: %s, %.1fM parameters, a*b* at %dx%d (trained at "
             "%d), %s, %d threads, loaded in %.2f s",
             opt.model ? opt.model : cz_default_model_path(), info.arch,
             (double)info.params / 1e6, info.size, info.size,
             info.trained_size, info.bf16 ? "bf16" : "fp32",
             omp_get_max_threads(), now() - t0);
-        char guided[32] = "none";
+        char sides[64] = "", guided[32] = "none";
+        for (int k = 0, used = 0; k < info.n_sides; k++)
+            used += snprintf(sides + used, sizeof sides - used, "%s%d",
+                             k ? ", " : "", info.sides[k]);
         if (info.guided_radius)
             snprintf(guided, sizeof guided, "radius %d", info.guided_radius);
-        say("finish: %s, guided filter %s, a*b* x %g",
+        say("finish: network at %s, averaged at %d, %s, guided filter %s, "
+            "a*b* x %g", sides, info.size,
             info.mirror ? "mirror averaging" : "no mirror averaging", guided,
             (double)info.chroma_gain);
     }

@@ -1,5 +1,6 @@
 /* The public colourising API: a generator loaded once with its inference
- * graph, planned for one network size and reused for every photo. */
+ * graph, planned for the network size (or each size the model's finish asks
+ * for) and reused for every photo. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,15 +17,24 @@
 #include "pipeline/finish.h"
 #include "pipeline/pipeline.h"
 
+/* The network planned for one side: the model file's finish.scales may ask
+ * for several. */
+typedef struct {
+    int side;
+    cz_graph *g;     /* batch 1, inference, planned for side x side */
+    cz_tensor *x;    /* input: L* / 50 - 1, [1, 1, side, side] */
+    cz_tensor *y;    /* output: a*b* / 110, [1, 2, side, side] */
+} network;
+
 struct cz_colorizer {
     char arch[32];
-    int size, trained_size;
+    int size, trained_size; /* a*b* are predicted and finished at size x size */
     bool bf16;
     long params;
-    cz_graph *g;     /* batch 1, inference, planned for size x size */
-    cz_tensor *x;    /* input: L* / 50 - 1, [1, 1, size, size] */
-    cz_tensor *y;    /* output: a*b* / 110, [1, 2, size, size] */
+    int n_networks;
+    network networks[CZ_FINISH_MAX_SCALES];
     float *ab;       /* the prediction scaled to a*b*: a plane then b plane */
+    float *plane;    /* size x size scratch: a resized output plane, the guide */
     cz_finish finish; /* what the model file asks for after the network */
 };
 
@@ -40,48 +50,69 @@ void cz_colorizer_free(cz_colorizer *cz)
 {
     if (!cz)
         return;
-    cz_graph_free(cz->g);
+    for (int k = 0; k < cz->n_networks; k++)
+        cz_graph_free(cz->networks[k].g);
     free(cz->ab);
+    free(cz->plane);
     free(cz);
 }
 
-/* Builds and plans the inference graph for cz->size and copies m's weights
- * in. Messages name the model file. */
-static cz_status build_graph(cz_colorizer *cz, const cz_model *m,
-                             const char *path)
+/* Builds and plans net's inference graph for net->side and copies m's
+ * weights in. Messages name the model file. */
+static cz_status build_graph(const cz_colorizer *cz, network *net,
+                             const cz_model *m, const char *path)
 {
-    const int N = cz->size;
+    const int N = net->side;
     cz_graph_config config = {
         .training = false,
         .precision = cz->bf16 ? CZ_BF16 : CZ_FP32,
         .params_copied_in = true,
     };
-    cz->g = cz_graph_create(&config);
-    if (!cz->g)
+    net->g = cz_graph_create(&config);
+    if (!net->g)
         return cz_fail(CZ_ERR_NOMEM, "%s: out of memory for the network", path);
-    cz->x = cz_graph_input(cz->g, "L", 1, 1, N, N, false);
-    cz->y = cz_model_build(cz_model_spec_of(m), cz->g, cz->x);
-    cz_status status = cz_graph_status(cz->g);
-    if (status == CZ_OK && !cz->y)
+    net->x = cz_graph_input(net->g, "L", 1, 1, N, N, false);
+    net->y = cz_model_build(cz_model_spec_of(m), net->g, net->x);
+    cz_status status = cz_graph_status(net->g);
+    if (status == CZ_OK && !net->y)
         status = CZ_ERR_INVALID;
     if (status != CZ_OK)
         return cz_fail(status == CZ_ERR_NOMEM ? status : CZ_ERR_INVALID,
                        "%s: a '%s' network cannot run at %dx%d: %s", path,
                        cz->arch, N, N, cz_last_error());
-    if (cz->y->n != 1 || cz->y->c != 2 || cz->y->h != N || cz->y->w != N)
+    const cz_tensor *y = net->y;
+    if (y->n != 1 || y->c != 2 || y->h != N || y->w != N)
         return cz_fail(CZ_ERR_INVALID,
                        "%s: a '%s' network at %dx%d gives a [%lld, %lld, %lld, "
                        "%lld] output, not a*b* [1, 2, %d, %d]",
-                       path, cz->arch, N, N, (long long)cz->y->n,
-                       (long long)cz->y->c, (long long)cz->y->h,
-                       (long long)cz->y->w, N, N);
-    status = cz_graph_plan(cz->g);
+                       path, cz->arch, N, N, (long long)y->n, (long long)y->c,
+                       (long long)y->h, (long long)y->w, N, N);
+    status = cz_graph_plan(net->g);
     if (status != CZ_OK)
         return cz_fail(status, "%s: cannot prepare the network at %dx%d: %s",
                        path, N, N, cz_last_error());
-    status = cz_model_read_into_graph(m, path, cz->g);
+    status = cz_model_read_into_graph(m, path, net->g);
     if (status != CZ_OK)
         return cz_fail(status, "%s: %s", path, cz_last_error());
+    return CZ_OK;
+}
+
+/* One network per scale of the finish, each planned for its side. */
+static cz_status build_networks(cz_colorizer *cz, const cz_model *m,
+                                const char *path)
+{
+    for (int k = 0; k < cz->finish.n_scales; k++) {
+        network *net = &cz->networks[cz->n_networks++];
+        net->side = cz_finish_side(cz->finish.scales[k], cz->size);
+        if (net->side > CZ_MAX_SIZE)
+            return cz_fail(CZ_ERR_INVALID,
+                           "%s: finish.scales asks for the network at %dx%d, "
+                           "above the largest size, %d", path, net->side,
+                           net->side, CZ_MAX_SIZE);
+        cz_status status = build_graph(cz, net, m, path);
+        if (status != CZ_OK)
+            return status;
+    }
     return CZ_OK;
 }
 
@@ -144,12 +175,14 @@ cz_status cz_colorizer_load(const char *model_path,
     status = cz_finish_read(m, model_path, &cz->finish);
     if (status != CZ_OK)
         goto cleanup;
-    cz->ab = malloc(2 * (size_t)cz->size * (size_t)cz->size * sizeof *cz->ab);
-    if (!cz->ab) {
+    const size_t n = (size_t)cz->size * (size_t)cz->size;
+    cz->ab = malloc(2 * n * sizeof *cz->ab);
+    cz->plane = malloc(n * sizeof *cz->plane);
+    if (!cz->ab || !cz->plane) {
         status = cz_fail(CZ_ERR_NOMEM, "%s: out of memory", model_path);
         goto cleanup;
     }
-    status = build_graph(cz, m, model_path);
+    status = build_networks(cz, m, model_path);
 
 cleanup:
     /* The weights went from the file straight into the graph; the model's
@@ -176,7 +209,10 @@ void cz_colorizer_get_info(const cz_colorizer *cz, cz_colorizer_info *info)
         .mirror = cz->finish.mirror,
         .guided_radius = cz->finish.guided_radius,
         .chroma_gain = cz->finish.chroma_gain,
+        .n_sides = cz->n_networks,
     };
+    for (int k = 0; k < cz->n_networks; k++)
+        info->sides[k] = cz->networks[k].side;
 }
 
 /* Mirrors each row of count N x N planes. */
@@ -189,50 +225,79 @@ static void mirror_rows(float *planes, int count, int N)
         }
 }
 
-/* Runs the network on cz->x and adds weight * its a*b* into cz->ab. */
-static cz_status run_network(cz_colorizer *cz, float weight, bool mirrored)
+/* Runs net on its input and adds weight * its a*b*, resized to cz->size,
+ * into cz->ab; mirrored: the input was the mirror image. */
+static cz_status run_network(cz_colorizer *cz, network *net, float weight,
+                             bool mirrored)
 {
-    cz_status status = cz_graph_forward(cz->g);
+    cz_status status = cz_graph_forward(net->g);
     if (status != CZ_OK)
         return cz_fail(status, "the network failed: %s", cz_last_error());
-    const size_t n = (size_t)cz->size * (size_t)cz->size;
-    float *y = cz->y->data;
-    for (size_t i = 0; i < 2 * n; i++)
+    const int S = net->side, N = cz->size;
+    const size_t n = (size_t)N * (size_t)N;
+    float *y = net->y->data;
+    for (size_t i = 0; i < 2 * (size_t)S * (size_t)S; i++)
         if (!isfinite(y[i]))
             return cz_fail(CZ_ERR_NUMERIC,
                            "the network predicted %s a*b*: its weights are "
                            "damaged", isnan(y[i]) ? "NaN" : "infinite");
     if (mirrored)
-        mirror_rows(y, 2, cz->size);
-    for (size_t i = 0; i < 2 * n; i++)
-        cz->ab[i] += weight * CZ_AB_RANGE * y[i];
+        mirror_rows(y, 2, S);
+    for (int c = 0; c < 2; c++) {
+        const float *plane = y + (size_t)c * S * S;
+        if (S != N) {
+            status = cz_resize_bilinear_f32(plane, S, S, cz->plane, N, N);
+            if (status != CZ_OK)
+                return status;
+            plane = cz->plane;
+        }
+        float *ab = cz->ab + c * n;
+        for (size_t i = 0; i < n; i++)
+            ab[i] += weight * CZ_AB_RANGE * plane[i];
+    }
     return CZ_OK;
 }
 
-/* Runs the network on L* (W x H, full resolution) and leaves a*b* at
- * size x size in cz->ab, finished as the model file says. */
+/* Shows net L* (W x H, full resolution) resized to its side, and its
+ * mirror image too if the finish asks, adding weight * each prediction into
+ * cz->ab. */
+static cz_status run_side(cz_colorizer *cz, network *net, const float *L,
+                          int W, int H, float weight)
+{
+    const int S = net->side;
+    float *x = net->x->data;
+    cz_status status = cz_resize_bilinear_f32(L, W, H, x, S, S);
+    if (status != CZ_OK)
+        return status;
+    for (size_t i = 0; i < (size_t)S * (size_t)S; i++)
+        x[i] = x[i] / CZ_L_HALF_RANGE - 1.0f;
+    status = run_network(cz, net, weight, false);
+    if (status == CZ_OK && cz->finish.mirror) {
+        mirror_rows(x, 1, S);
+        status = run_network(cz, net, weight, true);
+    }
+    return status;
+}
+
+/* Predicts a*b* at size x size for L* (W x H, full resolution) into cz->ab,
+ * finished as the model file says. */
 static cz_status predict(cz_colorizer *cz, const float *L, int W, int H)
 {
     const int N = cz->size;
     const size_t n = (size_t)N * (size_t)N;
     const cz_finish *f = &cz->finish;
-    float *x = cz->x->data;
-    cz_status status = cz_resize_bilinear_f32(L, W, H, x, N, N);
-    if (status != CZ_OK)
-        return status;
-    for (size_t i = 0; i < n; i++)
-        x[i] = x[i] / CZ_L_HALF_RANGE - 1.0f;
+    const float weight = 1.0f / (float)(cz->n_networks * (f->mirror ? 2 : 1));
     memset(cz->ab, 0, 2 * n * sizeof *cz->ab);
-    status = run_network(cz, f->mirror ? 0.5f : 1.0f, false);
-    if (status == CZ_OK && f->mirror) {
-        mirror_rows(x, 1, N);
-        status = run_network(cz, 0.5f, true);
-        mirror_rows(x, 1, N);
-    }
+    cz_status status = CZ_OK;
+    for (int k = 0; k < cz->n_networks && status == CZ_OK; k++)
+        status = run_side(cz, &cz->networks[k], L, W, H, weight);
     if (status == CZ_OK && f->guided_radius > 0) {
-        for (size_t i = 0; i < n; i++) /* the guide: L* / 100 */
-            x[i] = (x[i] + 1.0f) * 0.5f;
-        status = cz_finish_guided(x, cz->ab, N, f->guided_radius);
+        float *guide = cz->plane; /* L* / 100 */
+        status = cz_resize_bilinear_f32(L, W, H, guide, N, N);
+        for (size_t i = 0; status == CZ_OK && i < n; i++)
+            guide[i] /= 100.0f;
+        if (status == CZ_OK)
+            status = cz_finish_guided(guide, cz->ab, N, f->guided_radius);
     }
     if (status == CZ_OK && f->chroma_gain != 1.0f)
         for (size_t i = 0; i < 2 * n; i++)

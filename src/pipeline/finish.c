@@ -1,5 +1,6 @@
 #include "pipeline/finish.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,10 +25,43 @@ static cz_status read_number(const cz_model *m, const char *path, const char *ke
     return CZ_OK;
 }
 
+/* Reads "S1,S2,..." (each from 0.25 to 4) into f's scales; 1 if absent. */
+static cz_status read_scales(const cz_model *m, const char *path, cz_finish *f)
+{
+    const char *s = cz_model_metadata(m, "finish.scales");
+    f->n_scales = 1;
+    f->scales[0] = 1.0f;
+    if (!s)
+        return CZ_OK;
+    int n = 0;
+    for (const char *p = s;; p++) {
+        char *end;
+        double v = strtod(p, &end);
+        if (end == p || !(v >= 0.25 && v <= 4) || n == CZ_FINISH_MAX_SCALES || (*end && *end != ','))
+            return cz_fail(CZ_ERR_FORMAT,
+                           "%s: metadata finish.scales='%s': not a list of at most %d numbers "
+                           "from 0.25 to 4, separated by commas", path, s, CZ_FINISH_MAX_SCALES);
+        f->scales[n++] = (float)v;
+        if (!*end)
+            break;
+        p = end;
+    }
+    f->n_scales = n;
+    return CZ_OK;
+}
+
+int cz_finish_side(float scale, int N)
+{
+    long side = CZ_SIZE_MULTIPLE * lroundf(scale * (float)N / CZ_SIZE_MULTIPLE);
+    return side < CZ_SIZE_MULTIPLE ? CZ_SIZE_MULTIPLE : (int)side;
+}
+
 cz_status cz_finish_read(const cz_model *m, const char *path, cz_finish *f)
 {
     double mirror = 0, radius = 0, gain = 1;
-    cz_status st = read_number(m, path, "finish.mirror", 0, 1, &mirror);
+    cz_status st = read_scales(m, path, f);
+    if (st == CZ_OK)
+        st = read_number(m, path, "finish.mirror", 0, 1, &mirror);
     if (st == CZ_OK)
         st = read_number(m, path, "finish.guided_radius", 0, CZ_FINISH_MAX_RADIUS, &radius);
     if (st == CZ_OK)
@@ -35,7 +69,9 @@ cz_status cz_finish_read(const cz_model *m, const char *path, cz_finish *f)
     if (st == CZ_OK && (mirror != (int)mirror || radius != (int)radius))
         st = cz_fail(CZ_ERR_FORMAT, "%s: metadata finish.mirror and finish.guided_radius are whole numbers",
                      path);
-    *f = (cz_finish){.mirror = mirror == 1, .guided_radius = (int)radius, .chroma_gain = (float)gain};
+    f->mirror = mirror == 1;
+    f->guided_radius = (int)radius;
+    f->chroma_gain = (float)gain;
     return st;
 }
 

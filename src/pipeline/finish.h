@@ -2,6 +2,12 @@
  * How a model's a*b* are finished after the network, at the network's size,
  * as its file says (metadata, `colorize pack --meta`; none by default):
  *
+ *   finish.scales=S1,S2,...  run the network at each of these multiples of
+ *                            the network size (rounded to a multiple of
+ *                            32) and average the predictions, resized to
+ *                            the network size: colours that change with
+ *                            the scale of the picture, as guesses do, fade
+ *                            and those that stay put remain; default 1.
  *   finish.mirror=1          also colour the mirror image and average the
  *                            two predictions: colours the network is unsure
  *                            of, which flip with the picture, fade; the
@@ -22,7 +28,11 @@
 #include "colorize.h"
 #include "models/model.h"
 
+#define CZ_FINISH_MAX_SCALES CZ_MAX_SIDES
+
 typedef struct {
+    int n_scales;
+    float scales[CZ_FINISH_MAX_SCALES];
     bool mirror;
     int guided_radius; /* 0: none */
     float chroma_gain; /* 1: none */
@@ -32,6 +42,10 @@ typedef struct {
 
 /* Reads m's finish.* settings; CZ_ERR_FORMAT naming path for a bad value. */
 cz_status cz_finish_read(const cz_model *m, const char *path, cz_finish *f);
+
+/* The side the network runs at for scale s of network size N: s * N
+ * rounded to the nearest multiple of CZ_SIZE_MULTIPLE, at least that. */
+int cz_finish_side(float scale, int N);
 
 /* Guided filter of ab's two N x N planes (in place) by guide, radius r. */
 cz_status cz_finish_guided(const float *guide, float *ab, int N, int r);
