@@ -128,6 +128,8 @@ typedef struct {
                                       multiple of 32; 0 = the size the model
                                       was trained at */
     cz_precision_choice precision; /* default CZ_PRECISION_AUTO */
+    bool fast;                     /* the network once, at size, without the
+                                      finish the model file asks for */
 } cz_colorizer_options;
 
 /* Whether this CPU runs bfloat16 natively (what CZ_PRECISION_AUTO picks). */

@@ -177,14 +177,15 @@ static void test_mirror(const char *dir)
     CHECK(with >= 0 && with <= 1, "with mirror averaging, %d levels apart", with);
 }
 
-/* Colours a photo of TINY_SIZE with model at network size (0: its own). */
-static cz_image *colour(const char *model, int size)
+/* Colours a photo of TINY_SIZE with model at network size (0: its own),
+ * fast: without its finish. */
+static cz_image *colour(const char *model, int size, bool fast)
 {
     cz_image *photo = cz_image_new(TINY_SIZE, TINY_SIZE, 1, 8), *out = NULL;
     uint8_t *p = photo->data;
     for (int i = 0; i < TINY_SIZE * TINY_SIZE; i++)
         p[i] = (uint8_t)(util_hash((uint32_t)(i % TINY_SIZE) / 16, (uint32_t)(i / TINY_SIZE) / 16, 0, 3) % 200 + 30);
-    cz_colorizer_options opt = {.size = size};
+    cz_colorizer_options opt = {.size = size, .fast = fast};
     cz_colorizer *cz = NULL;
     CHECK(cz_colorizer_load(model, &opt, &cz) == CZ_OK, "%s: %s", model, cz_last_error());
     if (cz)
@@ -224,9 +225,10 @@ static void test_scales(const char *dir)
     save_scaled(twice, sizeof twice, dir, "1,1");
     save_scaled(larger, sizeof larger, dir, "1.25");
     save_scaled(both, sizeof both, dir, "0.5,1.25");
-    cz_image *at_256 = colour(plain, 0), *at_128 = colour(plain, 128), *at_320 = colour(plain, 320);
-    cz_image *with_one = colour(one, 0), *with_twice = colour(twice, 0);
-    cz_image *with_larger = colour(larger, 0), *with_both = colour(both, 0);
+    cz_image *at_256 = colour(plain, 0, false), *at_128 = colour(plain, 128, false);
+    cz_image *at_320 = colour(plain, 320, false), *with_one = colour(one, 0, false);
+    cz_image *with_twice = colour(twice, 0, false), *with_larger = colour(larger, 0, false);
+    cz_image *with_both = colour(both, 0, false), *fast = colour(both, 0, true);
 
     /* Averaging a prediction with itself changes nothing. */
     CHECK(levels_apart(with_one, at_256) == 0 && levels_apart(with_twice, at_256) == 0,
@@ -243,7 +245,9 @@ static void test_scales(const char *dir)
            from_large);
     CHECK(from_small > 5 && from_large > 5, "scales 0.5,1.25 use one side only: %d and %d levels from each",
           from_small, from_large);
-    cz_image *all[] = {at_256, at_128, at_320, with_one, with_twice, with_larger, with_both};
+    /* fast: the network once at 256, whatever the file asks. */
+    CHECK(levels_apart(fast, at_256) == 0, "fast: %d levels from the network alone", levels_apart(fast, at_256));
+    cz_image *all[] = {at_256, at_128, at_320, with_one, with_twice, with_larger, with_both, fast};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         cz_image_free(all[i]);
 }

@@ -175,6 +175,8 @@ cz_status cz_colorizer_load(const char *model_path,
     status = cz_finish_read(m, model_path, &cz->finish);
     if (status != CZ_OK)
         goto cleanup;
+    if (opt && opt->fast)
+        cz->finish = (cz_finish){.n_scales = 1, .scales = {1.0f}, .chroma_gain = 1.0f};
     const size_t n = (size_t)cz->size * (size_t)cz->size;
     cz->ab = malloc(2 * n * sizeof *cz->ab);
     cz->plane = malloc(n * sizeof *cz->plane);
