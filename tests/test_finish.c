@@ -245,6 +245,13 @@ static void test_scales(const char *dir)
            from_large);
     CHECK(from_small > 5 && from_large > 5, "scales 0.5,1.25 use one side only: %d and %d levels from each",
           from_small, from_large);
+    /* Sides past the largest the network takes are refused at load. */
+    cz_colorizer_options huge = {.size = CZ_MAX_SIZE};
+    cz_colorizer *cz = NULL;
+    cz_status st = cz_colorizer_load(larger, &huge, &cz);
+    CHECK(st == CZ_ERR_INVALID && !cz && strstr(cz_last_error(), larger) && strstr(cz_last_error(), "finish.scales"),
+          "scale 1.25 at %d: status %d: %s", CZ_MAX_SIZE, (int)st, cz_last_error());
+    cz_colorizer_free(cz);
     /* fast: the network once at 256, whatever the file asks. */
     CHECK(levels_apart(fast, at_256) == 0, "fast: %d levels from the network alone", levels_apart(fast, at_256));
     cz_image *all[] = {at_256, at_128, at_320, with_one, with_twice, with_larger, with_both, fast};

@@ -107,8 +107,9 @@ static cz_status build_networks(cz_colorizer *cz, const cz_model *m,
         if (net->side > CZ_MAX_SIZE)
             return cz_fail(CZ_ERR_INVALID,
                            "%s: finish.scales asks for the network at %dx%d, "
-                           "above the largest size, %d", path, net->side,
-                           net->side, CZ_MAX_SIZE);
+                           "above the largest size, %d (--fast runs it at "
+                           "the size alone)", path, net->side, net->side,
+                           CZ_MAX_SIZE);
         cz_status status = build_graph(cz, net, m, path);
         if (status != CZ_OK)
             return status;
