@@ -163,6 +163,16 @@ static void test_fixtures(json_t *expected)
         CHECK(num(summary, "images") == 3 && num(summary, "failed") == 0,
               "summary counts");
         check_means(summary, expected);
+        /* The bootstrap's interval holds the set's own PSNR gain (three
+         * images: the resamples' means span the images' gains). */
+        json_t *boot = json_object_get(summary, "bootstrap");
+        json_t *gain = json_object_get(boot, "psnr_gain_95");
+        double gain_of_set = json_real_value(json_object_get(json_object_get(summary, "model"), "psnr")) -
+                             json_real_value(json_object_get(json_object_get(summary, "grayscale"), "psnr"));
+        double lo = json_real_value(json_array_get(gain, 0)), hi = json_real_value(json_array_get(gain, 1));
+        CHECK(num(boot, "resamples") == 2000 && lo <= gain_of_set && gain_of_set <= hi && lo < hi,
+              "bootstrap: PSNR gain %g outside [%g, %g]", gain_of_set, lo, hi);
+        CHECK(contains(out, "95% bootstrap intervals over these 3 images"), "stdout:\n%s", out ? out : "");
         json_t *ex = json_object_get(summary, "examples");
         CHECK(json_array_size(ex) == 3, "%zu examples", json_array_size(ex));
         /* skimage's Delta E: b best, a median, c worst */

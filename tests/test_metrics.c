@@ -408,6 +408,31 @@ static void test_base64(void)
     free(b);
 }
 
+/* The bootstrap's intervals: exact where every image agrees, about the
+ * normal approximation's (mean +- 1.96 sd / sqrt(n)) where they do not,
+ * and the same on every call. */
+static void test_bootstrap(void)
+{
+    enum { N = 100 };
+    cz_eval_result res[N];
+    for (int i = 0; i < N; i++) /* PSNR gain 0 or 2 (sd 1), dE gain 0.5, dCF 5 */
+        res[i] = (cz_eval_result){.model = {.psnr = 20 + 2 * (i % 2), .delta_e = 10, .cf = 40, .cf_truth = 45},
+                                  .gray = {.psnr = 20, .delta_e = 10.5}};
+    cz_eval_spread a, b;
+    CHECK(cz_eval_bootstrap(res, N, &a) == CZ_OK && cz_eval_bootstrap(res, N, &b) == CZ_OK, "%s",
+          cz_last_error());
+    CHECK(fabs(a.delta_e_gain.lo - 0.5) < 1e-9 && fabs(a.delta_e_gain.hi - 0.5) < 1e-9 &&
+              fabs(a.delta_cf.lo - 5) < 1e-9 && fabs(a.delta_cf.hi - 5) < 1e-9,
+          "constant gains: dE [%g, %g], dCF [%g, %g]", a.delta_e_gain.lo, a.delta_e_gain.hi, a.delta_cf.lo,
+          a.delta_cf.hi);
+    /* 1 +- 1.96 / sqrt(100) = [0.80, 1.20] */
+    CHECK(a.psnr_gain.lo > 0.72 && a.psnr_gain.lo < 0.88 && a.psnr_gain.hi > 1.12 && a.psnr_gain.hi < 1.28,
+          "PSNR gain 1 +- 0.2 expected, got [%g, %g]", a.psnr_gain.lo, a.psnr_gain.hi);
+    CHECK(memcmp(&a, &b, sizeof a) == 0, "two bootstraps of the same results differ");
+    printf("bootstrap of a PSNR gain of 0 or 2 dB over %d images: [%.3f, %.3f]\n", N, a.psnr_gain.lo,
+           a.psnr_gain.hi);
+}
+
 static void test_report_helpers(void)
 {
     cz_eval_result res[4] = {
@@ -425,6 +450,8 @@ static void test_report_helpers(void)
     CHECK(r.model.delta_e == 2.0 && r.model.cf == 15.0 && r.model.delta_cf == 10.0,
           "means: delta_e %g cf %g delta_cf %g", r.model.delta_e, r.model.cf,
           r.model.delta_cf);
+
+    test_bootstrap();
 
     /* Ordered by Delta E: 1 (best), 2 and 3 tie at 2 (the lower median is
      * the first of them), 0 (worst). */

@@ -431,6 +431,11 @@ int cz_cmd_eval(int argc, char **argv)
     rep.results = results;
     rep.failures = failures;
     cz_eval_means(results, rep.n_results, &rep.model, &rep.gray);
+    if (rep.n_results >= 2) {
+        rep.has_spread = cz_eval_bootstrap(results, rep.n_results, &rep.spread) == CZ_OK;
+        if (!rep.has_spread)
+            cz_cli_say("eval", "%s (no intervals)", cz_last_error());
+    }
 
     /* Thumbnails: the chosen images are prepared again rather than every
      * image being kept in memory. */

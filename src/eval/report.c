@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "base/error.h"
+#include "base/rng.h"
 #include "eval/report.h"
 
 /* ---- Means and examples ------------------------------------------------ */
@@ -48,6 +49,52 @@ void cz_eval_means(const cz_eval_result *results, size_t n,
     }
     finish_mean(model, n);
     finish_mean(gray, n);
+}
+
+static int by_value(const void *pa, const void *pb)
+{
+    double a = *(const double *)pa, b = *(const double *)pb;
+    return (a > b) - (a < b);
+}
+
+/* The 2.5th and 97.5th percentiles of v (sorted in place). */
+static cz_interval central_95(double *v, size_t n)
+{
+    qsort(v, n, sizeof *v, by_value);
+    return (cz_interval){v[(size_t)floor(0.025 * (double)(n - 1))],
+                         v[(size_t)ceil(0.975 * (double)(n - 1))]};
+}
+
+cz_status cz_eval_bootstrap(const cz_eval_result *results, size_t n,
+                            cz_eval_spread *spread)
+{
+    *spread = (cz_eval_spread){{0, 0}, {0, 0}, {0, 0}};
+    if (n < 2)
+        return CZ_OK;
+    double *psnr = malloc(3 * CZ_EVAL_RESAMPLES * sizeof *psnr);
+    if (!psnr)
+        return cz_fail(CZ_ERR_NOMEM, "out of memory for the bootstrap");
+    double *delta_e = psnr + CZ_EVAL_RESAMPLES, *delta_cf = delta_e + CZ_EVAL_RESAMPLES;
+    cz_rng rng;
+    cz_rng_seed(&rng, CZ_EVAL_BOOTSTRAP_SEED);
+    for (int k = 0; k < CZ_EVAL_RESAMPLES; k++) {
+        double dp = 0, de = 0, cf = 0, cf_truth = 0;
+        for (size_t i = 0; i < n; i++) {
+            const cz_eval_result *r = &results[cz_rng_below(&rng, n)];
+            dp += r->model.psnr - r->gray.psnr;
+            de += r->gray.delta_e - r->model.delta_e;
+            cf += r->model.cf;
+            cf_truth += r->model.cf_truth;
+        }
+        psnr[k] = dp / (double)n;
+        delta_e[k] = de / (double)n;
+        delta_cf[k] = fabs(cf - cf_truth) / (double)n;
+    }
+    spread->psnr_gain = central_95(psnr, CZ_EVAL_RESAMPLES);
+    spread->delta_e_gain = central_95(delta_e, CZ_EVAL_RESAMPLES);
+    spread->delta_cf = central_95(delta_cf, CZ_EVAL_RESAMPLES);
+    free(psnr);
+    return CZ_OK;
 }
 
 /* qsort has no context argument: the results being sorted are passed here,
@@ -218,6 +265,24 @@ static json_t *mean_json(const cz_eval_mean *m)
     return o;
 }
 
+static json_t *interval_json(cz_interval v)
+{
+    return json_pack("[o, o]", jreal(v.lo), jreal(v.hi));
+}
+
+static json_t *spread_json(const cz_eval_spread *s)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    json_object_set_new(o, "resamples", json_integer(CZ_EVAL_RESAMPLES));
+    json_object_set_new(o, "seed", json_integer(CZ_EVAL_BOOTSTRAP_SEED));
+    json_object_set_new(o, "psnr_gain_95", interval_json(s->psnr_gain));
+    json_object_set_new(o, "delta_e_gain_95", interval_json(s->delta_e_gain));
+    json_object_set_new(o, "delta_cf_95", interval_json(s->delta_cf));
+    return o;
+}
+
 static json_t *summary_json(const cz_eval_report *r)
 {
     json_t *root = json_object(), *examples = json_array(), *failures = json_array();
@@ -238,6 +303,8 @@ static json_t *summary_json(const cz_eval_report *r)
     json_object_set_new(root, "psnr_cap", json_real(CZ_PSNR_CAP));
     json_object_set_new(root, "grayscale", mean_json(&r->gray));
     json_object_set_new(root, "model", mean_json(&r->model));
+    if (r->has_spread)
+        json_object_set_new(root, "bootstrap", spread_json(&r->spread));
     for (size_t i = 0; i < r->n_examples; i++) {
         const cz_eval_example *e = &r->examples[i];
         const cz_eval_result *x = &r->results[e->index];
@@ -555,4 +622,13 @@ void cz_eval_print_table(FILE *out, const cz_eval_report *r)
             "dE2000", "CF", "CF truth", "dCF", "AuC");
     print_row(out, "grayscale", &r->gray);
     print_row(out, "model", &r->model);
+    if (!r->has_spread)
+        return;
+    const cz_eval_spread *s = &r->spread;
+    fprintf(out, "95%% bootstrap intervals over these %zu images:\n"
+            "  PSNR, model - gray %+.2f dB [%+.2f, %+.2f]; dE2000, gray - model "
+            "%+.3f [%+.3f, %+.3f]; dCF %.2f [%.2f, %.2f]\n", r->n_results,
+            r->model.psnr - r->gray.psnr, s->psnr_gain.lo, s->psnr_gain.hi,
+            r->gray.delta_e - r->model.delta_e, s->delta_e_gain.lo,
+            s->delta_e_gain.hi, r->model.delta_cf, s->delta_cf.lo, s->delta_cf.hi);
 }

@@ -16,6 +16,7 @@
 #ifndef CZ_EVAL_REPORT_H
 #define CZ_EVAL_REPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -41,6 +42,23 @@ typedef struct {
 typedef struct {
     double psnr, ssim, delta_e, cf, cf_truth, delta_cf, auc;
 } cz_eval_mean;
+
+/* How far the set's numbers could move with other photos of the same kind:
+ * 95% percentile intervals over CZ_EVAL_RESAMPLES paired bootstrap
+ * resamples of the images (drawn with replacement, the model and gray of
+ * an image together, from a fixed seed, so a report reproduces). */
+#define CZ_EVAL_RESAMPLES 2000
+#define CZ_EVAL_BOOTSTRAP_SEED 1
+
+typedef struct {
+    double lo, hi;
+} cz_interval;
+
+typedef struct {
+    cz_interval psnr_gain;    /* the model's mean PSNR minus gray's, dB */
+    cz_interval delta_e_gain; /* gray's mean CIEDE2000 minus the model's */
+    cz_interval delta_cf;     /* the model's delta_cf */
+} cz_eval_spread;
 
 /* Up to three examples for the HTML page: the best, median and worst
  * images by the model's Delta E (fewer when there are fewer images). */
@@ -72,6 +90,8 @@ typedef struct {
     size_t n_failures;
     size_t n_ignored;       /* files skipped as not .jpg/.jpeg/.png */
     cz_eval_mean model, gray;
+    cz_eval_spread spread;
+    bool has_spread;        /* spread computed (two results or more) */
     cz_eval_example examples[CZ_EVAL_MAX_EXAMPLES];
     size_t n_examples;
 } cz_eval_report;
@@ -80,6 +100,11 @@ typedef struct {
  * when n is 0). */
 void cz_eval_means(const cz_eval_result *results, size_t n,
                    cz_eval_mean *model, cz_eval_mean *gray);
+
+/* The intervals of cz_eval_spread over n results (n >= 2).
+ * CZ_ERR_NOMEM when the resamples' means do not fit in memory. */
+cz_status cz_eval_bootstrap(const cz_eval_result *results, size_t n,
+                            cz_eval_spread *spread);
 
 /* Chooses the examples: the results ordered by the model's Delta E (ties by
  * position), then the first (best), the lower median and the last (worst);
@@ -91,7 +116,8 @@ cz_status cz_eval_write_csv(const char *path, const cz_eval_report *r);
 cz_status cz_eval_write_json(const char *path, const cz_eval_report *r);
 cz_status cz_eval_write_html(const char *path, const cz_eval_report *r);
 
-/* The summary table, grayscale baseline first, as the command prints it. */
+/* The summary table, grayscale baseline first, as the command prints it,
+ * and below it the spread if it has one. */
 void cz_eval_print_table(FILE *out, const cz_eval_report *r);
 
 /* Standard base64 (RFC 4648, with padding) of n bytes into a new
