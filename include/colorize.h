@@ -126,7 +126,8 @@ typedef enum {
 typedef struct {
     int size;                      /* side of the square the network sees, a
                                       multiple of 32; 0 = the size the model
-                                      was trained at */
+                                      was trained at (a finish with scales
+                                      runs it at multiples of this) */
     cz_precision_choice precision; /* default CZ_PRECISION_AUTO */
     bool fast;                     /* the network once, at size, without the
                                       finish the model file asks for */

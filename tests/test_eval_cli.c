@@ -205,6 +205,7 @@ static void test_fixtures(json_t *expected)
     g = html ? strstr(html, "grayscale baseline</td>") : NULL;
     m = html ? strstr(html, "<td>model</td>") : NULL;
     CHECK(g && m && g < m, "report.html table without the baseline first");
+    CHECK(contains(html, "95% bootstrap intervals over these 3 images"), "report.html without the intervals");
     CHECK(!contains(html, "src=\"http") && !contains(html, "href="),
           "report.html is not self-contained");
     /* No scratch files or temporaries left behind. */

@@ -561,6 +561,17 @@ static cz_status html_body(FILE *f, const char *path, const cz_eval_report *r)
     fputs("</table>\n<p>Higher is better for PSNR, SSIM and AuC; lower for "
           "&Delta;E and &Delta;CF. The baseline is the ground truth's L* with "
           "a* = b* = 0: what adding no colour at all scores.</p>\n", f);
+    if (r->has_spread) {
+        const cz_eval_spread *s = &r->spread;
+        fprintf(f, "<p>95%% bootstrap intervals over these %zu images (how far the "
+                "means could move with other images of the same kind): PSNR, model "
+                "&minus; gray %+.2f dB [%+.2f, %+.2f]; &Delta;E 2000, gray &minus; "
+                "model %+.3f [%+.3f, %+.3f]; &Delta;CF %.2f [%.2f, %.2f].</p>\n",
+                r->n_results, r->model.psnr - r->gray.psnr, s->psnr_gain.lo,
+                s->psnr_gain.hi, r->gray.delta_e - r->model.delta_e,
+                s->delta_e_gain.lo, s->delta_e_gain.hi, r->model.delta_cf,
+                s->delta_cf.lo, s->delta_cf.hi);
+    }
 
     cz_status status = CZ_OK;
     if (r->n_examples) {
