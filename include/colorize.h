@@ -172,11 +172,13 @@ typedef struct {
     long params;       /* learnable values */
     /* How its a*b* are finished, as the model file asks: the network run at
      * each of n_sides sides (size alone unless the file asks for several)
-     * and the predictions averaged, with the mirror image's too,
+     * and the predictions averaged, with the mirror image's too, faded
+     * where they disagree (agreement, the exponent; 0 none),
      * guided-filtered along L* (radius, 0 none), scaled. */
     int n_sides;
     int sides[CZ_MAX_SIDES];
     bool mirror;
+    float agreement;
     int guided_radius;
     float chroma_gain;
 } cz_colorizer_info;

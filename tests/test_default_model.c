@@ -39,7 +39,8 @@ static void packed_file(void)
     const char *keys[] = {"recipe", "training_options", "trained_epochs", "trained_steps",
                           "training_data_sha256", "averaged_from", CZ_PACKED_DIGEST_KEY,
                           /* how its colours are finished (src/pipeline/finish.h) */
-                          "finish.scales", "finish.mirror", "finish.guided_radius", "finish.chroma_gain"};
+                          "finish.scales", "finish.mirror", "finish.agreement", "finish.guided_radius",
+                          "finish.chroma_gain"};
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
         CHECK(cz_model_metadata(m, keys[i]) && *cz_model_metadata(m, keys[i]),
               "%s does not record %s", PACKED, keys[i]);

@@ -1,14 +1,18 @@
 /* The finishing of a model's a*b* (src/pipeline/finish.c): the guided
  * filter against a direct evaluation of He et al.'s formulas in double;
  * the finish.* metadata read, and bad values refused naming the file and
- * the key; and through the colorizer, mirror averaging makes colouring
- * commute with mirroring the photo, which the network alone does not. */
+ * the key; the agreement fade on chosen predictions; and through the
+ * colorizer, mirror averaging makes colouring commute with mirroring the
+ * photo, which the network alone does not, multi-size prediction runs each
+ * side, and the agreement fade changes nothing for one prediction and only
+ * takes colour away from several. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
+#include "image/lab.h"
 #include "pipeline/finish.h"
 #include "pipeline_util.h"
 
@@ -67,6 +71,27 @@ static void test_guided(int r)
     printf("guided filter, radius %d: %.3g a*b* units from the direct one in double\n", r, worst);
 }
 
+/* Two predictions per pixel, averaged, faded by their agreement. */
+static void test_agreement_math(void)
+{
+    enum { n = 4 };
+    /* opposite hues, one hue, hues at right angles, no colour */
+    const float first[n][2] = {{10, 0}, {10, 0}, {10, 0}, {0, 0}};
+    const float second[n][2] = {{-10, 0}, {10, 0}, {0, 10}, {0, 0}};
+    const float want[n][2] = {{0, 0}, {10, 0}, {2.5f, 2.5f}, {0, 0}};
+    float ab[2 * n], chroma[n];
+    for (int i = 0; i < n; i++) {
+        ab[i] = (first[i][0] + second[i][0]) / 2;
+        ab[n + i] = (first[i][1] + second[i][1]) / 2;
+        chroma[i] = (hypotf(first[i][0], first[i][1]) + hypotf(second[i][0], second[i][1])) / 2;
+    }
+    /* right angles: |(5, 5)| / 10 = 0.707, squared 0.5 */
+    cz_finish_agreement(ab, chroma, n, 2.0f);
+    for (int i = 0; i < n; i++)
+        CHECK(fabsf(ab[i] - want[i][0]) < 1e-5f && fabsf(ab[n + i] - want[i][1]) < 1e-5f,
+              "pixel %d: faded to (%g, %g), want (%g, %g)", i, ab[i], ab[n + i], want[i][0], want[i][1]);
+}
+
 /* A tiny generator with these finish.* settings (NULL: none). */
 static void save_model(const char *path, const char *const *meta)
 {
@@ -83,7 +108,7 @@ static void test_metadata(const char *dir)
     char path[600];
     snprintf(path, sizeof path, "%s/meta.safetensors", dir);
     const char *good[] = {"finish.mirror", "1", "finish.guided_radius", "3", "finish.chroma_gain", "1.25",
-                          "finish.scales", "0.5,1.3", NULL};
+                          "finish.scales", "0.5,1.3", "finish.agreement", "1.5", NULL};
     save_model(path, good);
     cz_model *m = NULL;
     CHECK(cz_model_load_header(path, &m) == CZ_OK, "%s", cz_last_error());
@@ -92,15 +117,16 @@ static void test_metadata(const char *dir)
           "read back: mirror %d, radius %d, gain %g", f.mirror, f.guided_radius, f.chroma_gain);
     CHECK(f.n_scales == 2 && f.scales[0] == 0.5f && f.scales[1] == 1.3f, "read back %d scales: %g, %g",
           f.n_scales, f.scales[0], f.scales[1]);
+    CHECK(f.agreement == 1.5f, "read back agreement %g", f.agreement);
     cz_model_free(m);
     cz_colorizer *cz = NULL;
     CHECK(cz_colorizer_load(path, NULL, &cz) == CZ_OK, "%s", cz_last_error());
     if (cz) {
         cz_colorizer_info info;
         cz_colorizer_get_info(cz, &info);
-        CHECK(info.mirror && info.guided_radius == 3 && info.chroma_gain == 1.25f,
-              "the colorizer reports mirror %d, radius %d, gain %g", info.mirror, info.guided_radius,
-              info.chroma_gain);
+        CHECK(info.mirror && info.guided_radius == 3 && info.chroma_gain == 1.25f && info.agreement == 1.5f,
+              "the colorizer reports mirror %d, radius %d, gain %g, agreement %g", info.mirror,
+              info.guided_radius, info.chroma_gain, info.agreement);
         /* 0.5 x 256 and 1.3 x 256 = 332.8, to the nearest multiple of 32 */
         CHECK(info.size == TINY_SIZE && info.n_sides == 2 && info.sides[0] == 128 && info.sides[1] == 320,
               "the colorizer reports a*b* at %d from %d sides: %d, %d", info.size, info.n_sides, info.sides[0],
@@ -115,7 +141,8 @@ static void test_metadata(const char *dir)
                             {"finish.chroma_gain", "1.2x"}, {"finish.chroma_gain", "nan"},
                             {"finish.scales", ""}, {"finish.scales", "1,"}, {"finish.scales", ",1"},
                             {"finish.scales", "0.1"}, {"finish.scales", "1;2"}, {"finish.scales", "1,1,1,1,1"},
-                            {"finish.scales", "big"}};
+                            {"finish.scales", "big"}, {"finish.agreement", "-1"}, {"finish.agreement", "5"},
+                            {"finish.agreement", "one"}};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         const char *meta[] = {bad[i][0], bad[i][1], NULL};
         save_model(path, meta);
@@ -259,16 +286,75 @@ static void test_scales(const char *dir)
         cz_image_free(all[i]);
 }
 
+/* Mean chroma of img's pixels, and how far each pixel's chroma goes
+ * above base's at most. */
+static double mean_chroma(const cz_image *img, const cz_image *base, double *most_above)
+{
+    const size_t n = (size_t)TINY_SIZE * TINY_SIZE;
+    float *lab = malloc(6 * n * sizeof *lab);
+    double sum = 0;
+    *most_above = 0;
+    CHECK(lab && cz_image_to_lab_planes(img, lab, lab + n, lab + 2 * n) == CZ_OK &&
+          cz_image_to_lab_planes(base, lab + 3 * n, lab + 4 * n, lab + 5 * n) == CZ_OK, "to Lab");
+    for (size_t i = 0; lab && i < n; i++) {
+        double c = hypot(lab[n + i], lab[2 * n + i]), c0 = hypot(lab[4 * n + i], lab[5 * n + i]);
+        sum += c;
+        *most_above = fmax(*most_above, c - c0);
+    }
+    free(lab);
+    return sum / (double)n;
+}
+
+static void test_agreement(const char *dir)
+{
+    char plain[600], single[600], mirrored[600], faded[600];
+    snprintf(plain, sizeof plain, "%s/plain.safetensors", dir);
+    snprintf(single, sizeof single, "%s/single-faded.safetensors", dir);
+    snprintf(mirrored, sizeof mirrored, "%s/mirrored.safetensors", dir);
+    snprintf(faded, sizeof faded, "%s/mirrored-faded.safetensors", dir);
+    save_model(plain, NULL);
+    const char *one[] = {"finish.agreement", "1", NULL};
+    const char *two[] = {"finish.mirror", "1", NULL};
+    const char *two_faded[] = {"finish.mirror", "1", "finish.agreement", "1", NULL};
+    save_model(single, one);
+    save_model(mirrored, two);
+    save_model(faded, two_faded);
+    cz_image *at_256 = colour(plain, 0, false), *with_single = colour(single, 0, false);
+    cz_image *with_mirror = colour(mirrored, 0, false), *with_faded = colour(faded, 0, false);
+    /* One prediction agrees with itself. */
+    CHECK(levels_apart(with_single, at_256) == 0, "agreement with one prediction: %d levels from the network alone",
+          levels_apart(with_single, at_256));
+    if (with_mirror && with_faded) {
+        double above, unchanged;
+        double before = mean_chroma(with_mirror, with_mirror, &unchanged);
+        double after = mean_chroma(with_faded, with_mirror, &above);
+        printf("agreement over a photo and its mirror image: mean chroma %.2f -> %.2f, no pixel more than "
+               "%.2f above\n", before, after, above);
+        CHECK(after < 0.95 * before, "the fade took little colour: mean chroma %.2f -> %.2f", before, after);
+        /* 8-bit rounding of the output moves chroma by about a unit */
+        CHECK(above < 1.5, "the fade added colour: a pixel's chroma rose by %.2f", above);
+    }
+    /* The fade is as symmetric as the average, and starts afresh for each
+     * photo of a colorizer. */
+    int gap = mirror_gap(faded);
+    CHECK(gap >= 0 && gap <= 1, "with mirror averaging and the fade, %d levels apart", gap);
+    cz_image *all[] = {at_256, with_single, with_mirror, with_faded};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        cz_image_free(all[i]);
+}
+
 int main(void)
 {
     test_guided(1);
     test_guided(2);
     test_guided(5);
+    test_agreement_math();
     char dir[] = "/tmp/cz_test_finish_XXXXXX";
     CHECK(mkdtemp(dir) != NULL, "mkdtemp");
     test_metadata(dir);
     test_mirror(dir);
     test_scales(dir);
+    test_agreement(dir);
     remove_tree(dir);
     return check_finish("test_finish");
 }

@@ -669,16 +669,19 @@ int cz_cmd_colorize(int argc, char **argv)
             (double)info.params / 1e6, info.size, info.size,
             info.trained_size, info.bf16 ? "bf16" : "fp32",
             omp_get_max_threads(), now() - t0);
-        char sides[64] = "", guided[32] = "none";
+        char sides[64] = "", guided[32] = "none", faded[48] = "";
         for (int k = 0, used = 0; k < info.n_sides; k++)
             used += snprintf(sides + used, sizeof sides - used, "%s%d",
                              k ? ", " : "", info.sides[k]);
         if (info.guided_radius)
             snprintf(guided, sizeof guided, "radius %d", info.guided_radius);
-        say("finish: network at %s, averaged at %d, %s, guided filter %s, "
+        if (info.agreement > 0)
+            snprintf(faded, sizeof faded, ", faded by agreement^%g",
+                     (double)info.agreement);
+        say("finish: network at %s, averaged at %d, %s%s, guided filter %s, "
             "a*b* x %g", sides, info.size,
-            info.mirror ? "mirror averaging" : "no mirror averaging", guided,
-            (double)info.chroma_gain);
+            info.mirror ? "mirror averaging" : "no mirror averaging", faded,
+            guided, (double)info.chroma_gain);
     }
 
     for (int i = 0; i < n_inputs; i++)

@@ -34,7 +34,10 @@ struct cz_colorizer {
     int n_networks;
     network networks[CZ_FINISH_MAX_SCALES];
     float *ab;       /* the prediction scaled to a*b*: a plane then b plane */
-    float *plane;    /* size x size scratch: a resized output plane, the guide */
+    float *chroma;   /* with finish.agreement: the mean of the predictions'
+                        |a*b*|, size x size */
+    float *planes;   /* 2 x size x size scratch: the resized output planes,
+                        the guide */
     cz_finish finish; /* what the model file asks for after the network */
 };
 
@@ -53,7 +56,8 @@ void cz_colorizer_free(cz_colorizer *cz)
     for (int k = 0; k < cz->n_networks; k++)
         cz_graph_free(cz->networks[k].g);
     free(cz->ab);
-    free(cz->plane);
+    free(cz->chroma);
+    free(cz->planes);
     free(cz);
 }
 
@@ -180,8 +184,10 @@ cz_status cz_colorizer_load(const char *model_path,
         cz->finish = (cz_finish){.n_scales = 1, .scales = {1.0f}, .chroma_gain = 1.0f};
     const size_t n = (size_t)cz->size * (size_t)cz->size;
     cz->ab = malloc(2 * n * sizeof *cz->ab);
-    cz->plane = malloc(n * sizeof *cz->plane);
-    if (!cz->ab || !cz->plane) {
+    cz->planes = malloc(2 * n * sizeof *cz->planes);
+    if (cz->finish.agreement > 0)
+        cz->chroma = malloc(n * sizeof *cz->chroma);
+    if (!cz->ab || !cz->planes || (cz->finish.agreement > 0 && !cz->chroma)) {
         status = cz_fail(CZ_ERR_NOMEM, "%s: out of memory", model_path);
         goto cleanup;
     }
@@ -210,6 +216,7 @@ void cz_colorizer_get_info(const cz_colorizer *cz, cz_colorizer_info *info)
         .bf16 = cz->bf16,
         .params = cz->params,
         .mirror = cz->finish.mirror,
+        .agreement = cz->finish.agreement,
         .guided_radius = cz->finish.guided_radius,
         .chroma_gain = cz->finish.chroma_gain,
         .n_sides = cz->n_networks,
@@ -229,7 +236,8 @@ static void mirror_rows(float *planes, int count, int N)
 }
 
 /* Runs net on its input and adds weight * its a*b*, resized to cz->size,
- * into cz->ab; mirrored: the input was the mirror image. */
+ * into cz->ab, and weight * their magnitude into cz->chroma if kept;
+ * mirrored: the input was the mirror image. */
 static cz_status run_network(cz_colorizer *cz, network *net, float weight,
                              bool mirrored)
 {
@@ -246,17 +254,21 @@ static cz_status run_network(cz_colorizer *cz, network *net, float weight,
                            "damaged", isnan(y[i]) ? "NaN" : "infinite");
     if (mirrored)
         mirror_rows(y, 2, S);
-    for (int c = 0; c < 2; c++) {
-        const float *plane = y + (size_t)c * S * S;
-        if (S != N) {
-            status = cz_resize_bilinear_f32(plane, S, S, cz->plane, N, N);
-            if (status != CZ_OK)
-                return status;
-            plane = cz->plane;
-        }
-        float *ab = cz->ab + c * n;
-        for (size_t i = 0; i < n; i++)
-            ab[i] += weight * CZ_AB_RANGE * plane[i];
+    const float *a = y, *b = y + (size_t)S * S;
+    if (S != N) {
+        status = cz_resize_bilinear_f32(a, S, S, cz->planes, N, N);
+        if (status == CZ_OK)
+            status = cz_resize_bilinear_f32(b, S, S, cz->planes + n, N, N);
+        if (status != CZ_OK)
+            return status;
+        a = cz->planes, b = cz->planes + n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        float da = weight * CZ_AB_RANGE * a[i], db = weight * CZ_AB_RANGE * b[i];
+        cz->ab[i] += da;
+        cz->ab[n + i] += db;
+        if (cz->chroma)
+            cz->chroma[i] += hypotf(da, db);
     }
     return CZ_OK;
 }
@@ -291,11 +303,15 @@ static cz_status predict(cz_colorizer *cz, const float *L, int W, int H)
     const cz_finish *f = &cz->finish;
     const float weight = 1.0f / (float)(cz->n_networks * (f->mirror ? 2 : 1));
     memset(cz->ab, 0, 2 * n * sizeof *cz->ab);
+    if (cz->chroma)
+        memset(cz->chroma, 0, n * sizeof *cz->chroma);
     cz_status status = CZ_OK;
     for (int k = 0; k < cz->n_networks && status == CZ_OK; k++)
         status = run_side(cz, &cz->networks[k], L, W, H, weight);
+    if (status == CZ_OK && cz->chroma)
+        cz_finish_agreement(cz->ab, cz->chroma, n, f->agreement);
     if (status == CZ_OK && f->guided_radius > 0) {
-        float *guide = cz->plane; /* L* / 100 */
+        float *guide = cz->planes; /* L* / 100 */
         status = cz_resize_bilinear_f32(L, W, H, guide, N, N);
         for (size_t i = 0; status == CZ_OK && i < n; i++)
             guide[i] /= 100.0f;

@@ -58,10 +58,12 @@ int cz_finish_side(float scale, int N)
 
 cz_status cz_finish_read(const cz_model *m, const char *path, cz_finish *f)
 {
-    double mirror = 0, radius = 0, gain = 1;
+    double mirror = 0, agreement = 0, radius = 0, gain = 1;
     cz_status st = read_scales(m, path, f);
     if (st == CZ_OK)
         st = read_number(m, path, "finish.mirror", 0, 1, &mirror);
+    if (st == CZ_OK)
+        st = read_number(m, path, "finish.agreement", 0, 4, &agreement);
     if (st == CZ_OK)
         st = read_number(m, path, "finish.guided_radius", 0, CZ_FINISH_MAX_RADIUS, &radius);
     if (st == CZ_OK)
@@ -70,9 +72,22 @@ cz_status cz_finish_read(const cz_model *m, const char *path, cz_finish *f)
         st = cz_fail(CZ_ERR_FORMAT, "%s: metadata finish.mirror and finish.guided_radius are whole numbers",
                      path);
     f->mirror = mirror == 1;
+    f->agreement = (float)agreement;
     f->guided_radius = (int)radius;
     f->chroma_gain = (float)gain;
     return st;
+}
+
+void cz_finish_agreement(float *ab, const float *chroma, size_t n, float k)
+{
+    float *a = ab, *b = ab + n;
+    for (size_t i = 0; i < n; i++)
+        if (chroma[i] > 0) {
+            /* |mean| <= mean |each|, but for rounding */
+            float s = powf(fminf(hypotf(a[i], b[i]) / chroma[i], 1.0f), k);
+            a[i] *= s;
+            b[i] *= s;
+        }
 }
 
 /* Mirrors indices past either end back inside (d c b a | a b c d | d c b a). */
