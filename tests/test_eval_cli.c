@@ -494,7 +494,10 @@ int main(void)
         fprintf(stderr, "test_eval_cli: no working folder\n");
         return EXIT_FAILURE;
     }
-    snprintf(exe, sizeof exe, "%s/%s/colorize", cwd, build ? build : "build/release");
+    if (!build)
+        build = "build/release";
+    bool absolute = build[0] == '/'; /* else under the repository root */
+    snprintf(exe, sizeof exe, "%s%s%s/colorize", absolute ? "" : cwd, absolute ? "" : "/", build);
     snprintf(fixtures, sizeof fixtures, "%s/" FIXTURES, cwd);
     json_error_t jerr;
     json_t *expected = json_load_file(FIXTURES "/expected.json", 0, &jerr);

@@ -564,7 +564,10 @@ int main(void)
         fprintf(stderr, "test_grid_cli: no working folder\n");
         return EXIT_FAILURE;
     }
-    snprintf(exe, sizeof exe, "%s/%s/colorize", cwd, build ? build : "build/release");
+    if (!build)
+        build = "build/release";
+    bool absolute = build[0] == '/'; /* else under the repository root */
+    snprintf(exe, sizeof exe, "%s%s%s/colorize", absolute ? "" : cwd, absolute ? "" : "/", build);
     snprintf(good, sizeof good, "%s", tmp_path("good"));
     snprintf(m1, sizeof m1, "%s", tmp_path("m1.safetensors"));
     snprintf(m2, sizeof m2, "%s", tmp_path("m2.safetensors"));
