@@ -11,6 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "colorize_path.h"
+
 static char command_dir[] = "/tmp/cz_test_XXXXXX";
 static char command_exe[512];
 
@@ -30,15 +32,11 @@ static bool command_setup(void)
         perror("mkdtemp");
         return false;
     }
-    /* The commands run inside the scratch folder: the build folder as an
-     * absolute path. */
-    const char *build = getenv("COLORIZE_BUILD");
-    char cwd[200];
-    if (!build)
-        build = "build/release";
-    bool absolute = build[0] == '/';
-    snprintf(command_exe, sizeof command_exe, "%s%s%.250s/colorize",
-             absolute ? "" : getcwd(cwd, sizeof cwd), absolute ? "" : "/", build);
+    /* The commands run inside the scratch folder. */
+    if (!colorize_path(command_exe, sizeof command_exe)) {
+        fprintf(stderr, "no path to colorize\n");
+        return false;
+    }
     return true;
 }
 

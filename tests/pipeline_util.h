@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "colorize.h"
+#include "colorize_path.h"
 #include "models/model.h"
 
 /* The tiny generator: pix2pix's unet at an eighth of its width, so a test
@@ -182,13 +183,6 @@ static inline int run_capture(const char *tmpdir, const char *cmd, char **out, c
     else
         free(se);
     return st != -1 && WIFEXITED(st) && !sanitizer ? WEXITSTATUS(st) : -1;
-}
-
-/* The build folder under test (tests/run sets it), e.g. "build/asan". */
-static inline const char *build_dir(void)
-{
-    const char *b = getenv("COLORIZE_BUILD");
-    return b && *b ? b : "build/release";
 }
 
 #endif

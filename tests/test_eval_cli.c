@@ -22,6 +22,7 @@
 #include <jansson.h>
 
 #include "check.h"
+#include "colorize_path.h"
 #include "colorize.h"
 #include "eval/metrics.h"
 #include "image/image.h"
@@ -488,16 +489,13 @@ static int remove_one(const char *path, const struct stat *st, int flag,
 
 int main(void)
 {
-    const char *build = getenv("COLORIZE_BUILD");
     char cwd[512];
     if (!getcwd(cwd, sizeof cwd) || !mkdtemp(tmpdir)) {
         fprintf(stderr, "test_eval_cli: no working folder\n");
         return EXIT_FAILURE;
     }
-    if (!build)
-        build = "build/release";
-    bool absolute = build[0] == '/'; /* else under the repository root */
-    snprintf(exe, sizeof exe, "%s%s%s/colorize", absolute ? "" : cwd, absolute ? "" : "/", build);
+    if (!colorize_path(exe, sizeof exe))
+        fprintf(stderr, "%s: no path to colorize\n", __FILE__);
     snprintf(fixtures, sizeof fixtures, "%s/" FIXTURES, cwd);
     json_error_t jerr;
     json_t *expected = json_load_file(FIXTURES "/expected.json", 0, &jerr);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "colorize_path.h"
 #include "colorize.h"
 #include "eval/metrics.h"
 #include "image/image.h"
@@ -558,16 +559,13 @@ static int remove_one(const char *path, const struct stat *st, int flag, struct 
 
 int main(void)
 {
-    const char *build = getenv("COLORIZE_BUILD");
     char cwd[512];
     if (!getcwd(cwd, sizeof cwd) || !mkdtemp(tmpdir)) {
         fprintf(stderr, "test_grid_cli: no working folder\n");
         return EXIT_FAILURE;
     }
-    if (!build)
-        build = "build/release";
-    bool absolute = build[0] == '/'; /* else under the repository root */
-    snprintf(exe, sizeof exe, "%s%s%s/colorize", absolute ? "" : cwd, absolute ? "" : "/", build);
+    if (!colorize_path(exe, sizeof exe))
+        fprintf(stderr, "%s: no path to colorize\n", __FILE__);
     snprintf(good, sizeof good, "%s", tmp_path("good"));
     snprintf(m1, sizeof m1, "%s", tmp_path("m1.safetensors"));
     snprintf(m2, sizeof m2, "%s", tmp_path("m2.safetensors"));
