@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "colorize_path.h"
 #include "models/model.h"
 
 #define PACKED "models/default.safetensors"
@@ -67,7 +68,7 @@ int main(void)
         check_finish("test_default_model");
         return check_failed ? 1 : EXIT_SKIPPED;
     }
-    const char *build = getenv("COLORIZE_BUILD") ? getenv("COLORIZE_BUILD") : "build/release";
+    const char *build = build_dir();
     char dir[] = "/tmp/cz_test_default_XXXXXX";
     CHECK(mkdtemp(dir) != NULL, "mkdtemp");
     char cmd[2048];

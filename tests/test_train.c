@@ -16,6 +16,7 @@
 
 #include "bf16.h"
 #include "check.h"
+#include "colorize_path.h"
 #include "image/image.h"
 #include "image/lab.h"
 #include "io/safetensors.h"
@@ -458,8 +459,7 @@ static void test_bf16_refused(void)
 
 int main(void)
 {
-    const char *build = getenv("COLORIZE_BUILD");
-    snprintf(colorize, sizeof colorize, "%s/colorize", build ? build : "build/release");
+    snprintf(colorize, sizeof colorize, "%s/colorize", build_dir());
     snprintf(root, sizeof root, "/tmp/cz-train-XXXXXX");
     if (!mkdtemp(root)) {
         perror("mkdtemp");

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "colorize_path.h"
 #include "image/image.h"
 #include "image/lab.h"
 #include "turing/turing.h"
@@ -654,10 +655,9 @@ static void check_bootstrap(void)
 /* `colorize turing report` prints the same counts. */
 static void check_cli_report(void)
 {
-    const char *build = getenv("COLORIZE_BUILD");
     char cmd[700], line[512];
     snprintf(cmd, sizeof cmd, "%s/colorize turing report --db '%s'",
-             build ? build : "build/release", db_path);
+             build_dir(), db_path);
     FILE *f = popen(cmd, "r");
     CHECK(f != NULL, "cannot run %s", cmd);
     if (!f)

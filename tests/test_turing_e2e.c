@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "colorize_path.h"
 #include "image/image.h"
 
 #define E2E_DIR "tests/e2e"
@@ -234,10 +235,8 @@ int main(void)
                "installs them)\n", chromium);
         return 0;
     }
-    const char *build = getenv("COLORIZE_BUILD");
     char colorize[300];
-    snprintf(colorize, sizeof colorize, "%s/colorize",
-             build ? build : "build/release");
+    snprintf(colorize, sizeof colorize, "%s/colorize", build_dir());
     CHECK(access(colorize, X_OK) == 0, "%s is not built", colorize);
     CHECK(access(E2E_DIR "/session.mjs", R_OK) == 0,
           "run from the repository root (no %s/session.mjs)", E2E_DIR);
