@@ -370,6 +370,8 @@ int main(void)
           .encoder_layout = "torchvision"}, 1, 96, 160},
         {{.arch = "resnet50-unet", .width = 8, .encoder_width = 4, .encoder_layout = "keras"},
          2, 160, 96},
+        {{.arch = "resnet50-unet-bins", .width = 8, .encoder_width = 4, .encoder_layout = "keras"},
+         1, 96, 128},
         {{.arch = "patchgan", .width = 8}, 1, 70, 90},
         {{.arch = "sigmoid", .width = 8}, 2, 64, 96},
         {{.arch = "resnet50", .encoder_width = 4, .encoder_layout = "keras", .classes = 100},

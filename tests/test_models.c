@@ -176,6 +176,9 @@ static const full_size full_sizes[] = {
     {"resnet50-paper", "torchvision", 34514498, 2, 224, 256},
     {"resnet50-unet", "keras", 37656066, 2, 224, 256},
     {"resnet50-unet", "torchvision", 37629506, 2, 224, 256},
+    /* resnet50-unet without decoder.4 (36,928) and out (578), with bins
+     * (64 x 261 + 261 = 16,965); counted by hand, PyTorch has no such model. */
+    {"resnet50-unet-bins", "keras", 37635525, 2, 224, 256},
     {"patchgan", NULL, 2765633, 1, 26, 30},
     {"sigmoid", NULL, 6953281, 1, 1, 1},
 };
@@ -231,8 +234,8 @@ static void shapes_and_counts(void)
     /* Sizes: the ResNet generators need multiples of 32; unet runs anywhere. */
     int sizes[][2] = {{160, 96}, {288, 320}, {64, 64}, {100, 37}};
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
-        const char *arches[] = {"unet", "resnet50-paper", "resnet50-unet"};
-        for (int a = 0; a < 3; a++) {
+        const char *arches[] = {"unet", "resnet50-paper", "resnet50-unet", "resnet50-unet-bins"};
+        for (int a = 0; a < 4; a++) {
             cz_model_spec s = {0};
             snprintf(s.arch, sizeof s.arch, "%s", arches[a]);
             cz_graph *gg = cz_graph_create(&cfg);

@@ -1,10 +1,13 @@
 /* colorize train: a CI-sized run whose L1 falls, bit-identical continuation
  * after kill -9 and after SIGINT, refusal to resume with other options, a
- * resumed run that takes a new schedule, and a NaN that stops the run.
+ * resumed run that takes a new schedule, a NaN that stops the run, and a
+ * resnet50-unet-bins run whose cross-entropy falls, started from a
+ * resnet50-unet.
  * Photos are made here: coloured shapes whose a*b* follow from their
  * lightness, so a small network can learn them. */
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -440,6 +443,78 @@ static void test_diffaugment(void)
           "a DiffAugment run resumed without it: %s", cz_last_error());
 }
 
+/* A small resnet50-unet-bins: its cross-entropy (the log's g_l1 column)
+ * falls; --init-generator starts its decoder from a resnet50-unet's tensors
+ * of the same name and shape, and refuses a file that shares none. */
+static void test_bins(void)
+{
+    char out[400], encoder[400], init[400], path[600];
+    snprintf(encoder, sizeof encoder, "%s/resnet50-tiny.safetensors", root);
+    snprintf(init, sizeof init, "%s/unet-init.safetensors", root);
+    cz_model_spec classifier = {.arch = "resnet50", .encoder_width = 2, .classes = 10};
+    cz_model_spec unet_spec = {.arch = "resnet50-unet", .width = 8, .encoder_width = 2};
+    cz_model *m = NULL, *from = NULL;
+    CHECK(cz_model_new(&classifier, 3, &m) == CZ_OK && cz_model_save(m, encoder, NULL) == CZ_OK,
+          "tiny encoder: %s", cz_last_error());
+    cz_model_free(m);
+    CHECK(cz_model_new(&unet_spec, 4, &from) == CZ_OK && cz_model_save(from, init, NULL) == CZ_OK,
+          "resnet50-unet to start from: %s", cz_last_error());
+
+    snprintf(out, sizeof out, "%s/bins", root);
+    cz_train_options o;
+    base_options(&o, out);
+    snprintf(o.generator.arch, sizeof o.generator.arch, "resnet50-unet-bins");
+    o.generator.encoder_width = 2;
+    o.generator.freeze_encoder = true;
+    o.encoder = encoder;
+    o.steps = 60;
+    o.checkpoint_minutes = 10;
+    CHECK(cz_train(&o) == CZ_OK, "bins training: %s", cz_last_error());
+    double first = mean_l1(out, 1, 5), last = mean_l1(out, 56, 60);
+    printf("bins cross-entropy: steps 1-5 %.4f, steps 56-60 %.4f\n", first, last);
+    CHECK(first > 4.5 && last < first - 1.5, "cross-entropy fell only from %.4f to %.4f", first, last);
+
+    snprintf(out, sizeof out, "%s/bins-init", root);
+    base_options(&o, out);
+    snprintf(o.generator.arch, sizeof o.generator.arch, "resnet50-unet-bins");
+    o.generator.encoder_width = 2;
+    o.generator.freeze_encoder = true;
+    o.encoder = encoder;
+    o.init_generator = init;
+    o.steps = 1;
+    o.lr = 1e-12f; /* one step that moves nothing measurable */
+    CHECK(cz_train(&o) == CZ_OK, "bins training from a resnet50-unet: %s", cz_last_error());
+    snprintf(path, sizeof path, "%s/generator.safetensors", out);
+    CHECK(cz_model_load(path, &m) == CZ_OK, "%s: %s", path, cz_last_error());
+    int same = 0;
+    for (int i = 0; m && from && i < cz_model_n_tensors(m); i++) {
+        const cz_model_tensor *t = cz_model_tensor_at(m, i), *f = cz_model_find(from, t->name);
+        bool conv = strstr(t->name, ".conv.weight") && strncmp(t->name, "decoder.", 8) == 0;
+        if (!conv)
+            continue;
+        CHECK(f != NULL, "%s: not in resnet50-unet", t->name);
+        float worst = 0;
+        int64_t n = t->shape[0] * t->shape[1] * t->shape[2] * t->shape[3];
+        for (int64_t k = 0; f && k < n; k++)
+            worst = fmaxf(worst, fabsf(t->data[k] - f->data[k]));
+        CHECK(worst < 1e-9f, "%s is %g from the resnet50-unet it started from", t->name, worst);
+        same++;
+    }
+    CHECK(same == 4, "%d decoder convolutions compared, expected 4", same);
+    cz_model_free(m);
+    cz_model_free(from);
+
+    snprintf(out, sizeof out, "%s/bins-bad-init", root);
+    base_options(&o, out);
+    snprintf(o.generator.arch, sizeof o.generator.arch, "resnet50-unet-bins");
+    o.generator.encoder_width = 2;
+    o.encoder = encoder;
+    o.init_generator = encoder; /* a classifier: "conv1.weight", no "encoder." names */
+    CHECK(cz_train(&o) == CZ_ERR_INVALID && strstr(cz_last_error(), "shares no tensor") &&
+              strstr(cz_last_error(), encoder),
+          "--init-generator with a classifier: %s", cz_last_error());
+}
+
 /* Without bf16 kernels (an AVX2 CPU) --bf16 stops before the first step,
  * saying why, and leaves no generator behind. */
 static void test_bf16_refused(void)
@@ -475,6 +550,7 @@ int main(void)
     test_nan_stops();
     test_diffaugment();
     test_bf16_refused();
+    test_bins();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     if (check_failed == 0 && system(cmd) != 0)

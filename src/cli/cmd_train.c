@@ -18,11 +18,13 @@ static void usage(FILE *out)
             "checkpoints/, log.csv, losses.png, samples/ and generator.safetensors.\n"
             "\n"
             "networks:\n"
-            "  -g, --generator ARCH      unet | resnet50-paper | resnet50-unet (default unet)\n"
+            "  -g, --generator ARCH      unet | resnet50-paper | resnet50-unet | resnet50-unet-bins (default unet)\n"
             "  -D, --discriminator ARCH  patchgan | sigmoid (default patchgan)\n"
             "      --width N             base channels of unet/patchgan (default 64)\n"
             "      --encoder FILE        ImageNet ResNet50 weights (default cache/resnet50/resnet50-keras-imagenet.safetensors)\n"
             "      --train-encoder       fine-tune the ResNet50 encoder (default: frozen, as the paper)\n"
+            "      --init-generator FILE start the generator's tensors that FILE (a generator model) has,\n"
+            "                            by name and shape, from it: resnet50-unet-bins from a resnet50-unet\n"
             "data:\n"
             "      --val DIR             validation photos: L1, colourfulness and a sample grid each epoch\n"
             "      --size N              training crop, a multiple of 32 (default 256 unet, 224 ResNet)\n"
@@ -34,7 +36,8 @@ static void usage(FILE *out)
             "      --steps N             stop after N steps instead\n"
             "      --lr X                Adam learning rate (default 2e-4)\n"
             "      --beta1 X, --beta2 X  Adam moment rates (default 0.5, 0.999)\n"
-            "      --lambda X            weight of the L1 term (default 100)\n"
+            "      --lambda X            weight of the L1 term, or of resnet50-unet-bins's\n"
+            "                            cross-entropy (default 100)\n"
             "      --decay-epochs N      linear learning-rate decay to 0 over the last N epochs\n"
             "      --label-smoothing X   real labels X (one-sided smoothing, e.g. 0.9)\n"
             "      --noisy-labels        the paper's noisy labels: real in [0.7,1.0], fake in [0,0.3]\n"
@@ -79,11 +82,12 @@ int cz_cmd_train(int argc, char **argv)
     enum { O_WIDTH = 256, O_ENCODER, O_TRAIN_ENCODER, O_VAL, O_SIZE, O_SOURCE, O_WORKERS, O_STEPS,
            O_LR, O_BETA1, O_BETA2, O_LAMBDA, O_DECAY, O_SMOOTH, O_NOISY, O_BF16, O_SEED,
            O_CKPT, O_KEEP, O_RESUME, O_STOP_AFTER, O_STOP_AT_EPOCH,
-           O_EPOCH_GENERATORS, O_DIFFAUGMENT };
+           O_EPOCH_GENERATORS, O_DIFFAUGMENT, O_INIT_GENERATOR };
     static const struct option longopts[] = {
         {"generator", required_argument, 0, 'g'}, {"discriminator", required_argument, 0, 'D'},
         {"width", required_argument, 0, O_WIDTH}, {"encoder", required_argument, 0, O_ENCODER},
         {"train-encoder", no_argument, 0, O_TRAIN_ENCODER}, {"val", required_argument, 0, O_VAL},
+        {"init-generator", required_argument, 0, O_INIT_GENERATOR},
         {"size", required_argument, 0, O_SIZE}, {"source-weight", required_argument, 0, O_SOURCE},
         {"workers", required_argument, 0, O_WORKERS}, {"batch", required_argument, 0, 'b'},
         {"epochs", required_argument, 0, 'e'}, {"steps", required_argument, 0, O_STEPS},
@@ -116,6 +120,7 @@ int cz_cmd_train(int argc, char **argv)
         case O_WIDTH: ok = parse_int(optarg, 1, 1024, &v); width = (int)v; break;
         case O_ENCODER: o.encoder = optarg; break;
         case O_TRAIN_ENCODER: o.generator.freeze_encoder = false; break;
+        case O_INIT_GENERATOR: o.init_generator = optarg; break;
         case O_VAL: o.val_dir = optarg; break;
         case O_SIZE: ok = parse_int(optarg, 32, 4096, &v) && v % 32 == 0; o.size = (int)v; break;
         case O_SOURCE:

@@ -75,4 +75,17 @@ typedef struct {
  * and so does the pipeline's strip-wise upsampling, to stay bit-identical. */
 void cz_linear_taps(int in_size, int out_size, float ratio, cz_tap *taps);
 
+/* The a*b* plane in bins, for a generator that predicts a distribution over
+ * colours instead of one colour (Zhang, Isola & Efros 2016): cells of
+ * CZ_AB_BIN_STEP a*b* units centred on its multiples within
+ * +-CZ_AB_BIN_REACH, kept where some point of the cell (its centre, corners
+ * or edge midpoints) is an sRGB colour at some L*: 261 bins. Writes the
+ * kept centres in a*b* units, a row at a time, unless centres is NULL, and
+ * returns their number. The same on every machine: the model files of such
+ * generators depend on it. */
+#define CZ_AB_BIN_STEP 10
+#define CZ_AB_BIN_REACH 110
+#define CZ_AB_BINS_MAX ((2 * CZ_AB_BIN_REACH / CZ_AB_BIN_STEP + 1) * (2 * CZ_AB_BIN_REACH / CZ_AB_BIN_STEP + 1))
+int cz_ab_bins(float (*centres)[2]);
+
 #endif

@@ -129,6 +129,7 @@ cz_tensor *cz_resnet50_classifier_build(const cz_model_spec *spec, cz_graph *g, 
 cz_tensor *cz_unet_build(const cz_model_spec *spec, cz_graph *g, cz_tensor *x);
 cz_tensor *cz_resnet_paper_build(const cz_model_spec *spec, cz_graph *g, cz_tensor *x);
 cz_tensor *cz_resnet_unet_build(const cz_model_spec *spec, cz_graph *g, cz_tensor *x);
+cz_tensor *cz_resnet_unet_bins_build(const cz_model_spec *spec, cz_graph *g, cz_tensor *x);
 cz_tensor *cz_patchgan_build(const cz_model_spec *spec, cz_graph *g, cz_tensor *x);
 cz_tensor *cz_sigmoid_disc_build(const cz_model_spec *spec, cz_graph *g, cz_tensor *x);
 

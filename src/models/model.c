@@ -55,6 +55,10 @@ static const arch_info archs[] = {
     {"resnet50-unet", CZ_MODEL_GENERATOR, 224, true, 2, 1, cz_resnet_unet_build,
      "generator: ImageNet ResNet50 encoder, decoder of 5 x (conv 3x3, BN, ReLU, "
      "upsample 2x) with the stem and layer1-3 concatenated in, conv 3x3 to a*b* (tanh)"},
+    {"resnet50-unet-bins", CZ_MODEL_GENERATOR, 224, true, 2, 1, cz_resnet_unet_bins_build,
+     "generator: ImageNet ResNet50 encoder, resnet50-unet's first 4 decoder stages (the last "
+     "at 1/4 scale), conv 1x1 to a distribution over a*b* bins; its annealed mean, "
+     "upsampled 4x, as a*b*"},
     {"patchgan", CZ_MODEL_DISCRIMINATOR, 256, false, 1, 3, cz_patchgan_build,
      "discriminator: pix2pix 70x70 PatchGAN, C64-C128-C256-C512-1, one logit per patch"},
     {"sigmoid", CZ_MODEL_DISCRIMINATOR, 256, false, 1, 3, cz_sigmoid_disc_build,
@@ -102,7 +106,7 @@ cz_status cz_model_spec_resolve(const cz_model_spec *spec, cz_model_spec *out)
     if (!a)
         return cz_fail(CZ_ERR_INVALID,
                        "unknown architecture '%s' (expected unet, resnet50-paper, "
-                       "resnet50-unet, patchgan, sigmoid or resnet50)",
+                       "resnet50-unet, resnet50-unet-bins, patchgan, sigmoid or resnet50)",
                        r.arch);
     if (r.width == 0)
         r.width = DEFAULT_WIDTH;

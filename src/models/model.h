@@ -13,6 +13,8 @@
  *     "unet"            pix2pix unet_256, the paper's baseline
  *     "resnet50-paper"  ImageNet ResNet50 encoder + Conv/BN/ReLU/upsample decoder
  *     "resnet50-unet"   the same encoder with skip connections into the decoder
+ *     "resnet50-unet-bins"  resnet50-unet predicting a distribution over a*b*
+ *                       bins at 1/4 scale, its annealed mean upsampled as output
  *   discriminators, input concat(L, a*b*) [N, 3, H, W], output logits:
  *     "patchgan"        pix2pix 70x70 PatchGAN, one logit per patch [N, 1, h, w]
  *     "sigmoid"         the paper's first discriminator, one logit per image [N, 1, 1, 1]
@@ -104,6 +106,11 @@ const char *cz_model_metadata(const cz_model *m, const char *key);
  * names; a frozen encoder's parameters are created frozen (and
  * cz_graph_freeze_new_params is off afterwards). */
 cz_tensor *cz_model_build(const cz_model_spec *spec, cz_graph *g, cz_tensor *x);
+
+/* For a generator whose output is the mean of a distribution over a*b* bins
+ * (resnet50-unet-bins), built into g as ab: the distribution's logits
+ * [N, Q, h, w] (ops.h, cz_ab_bins_cross_entropy); NULL for the others. */
+cz_tensor *cz_model_bin_logits(const cz_graph *g, const cz_tensor *ab);
 
 /* Copy weights between a model and a planned graph built from its spec:
  * every tensor of the model, by name and shape; other tensors of the graph

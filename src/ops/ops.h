@@ -139,4 +139,25 @@ cz_tensor *cz_bce_with_logits(cz_graph *g, cz_tensor *logits, cz_tensor *target)
 cz_tensor *cz_l1_loss(cz_graph *g, cz_tensor *x, cz_tensor *target);
 cz_tensor *cz_mse_loss(cz_graph *g, cz_tensor *x, cz_tensor *target);
 
+/* --- bins.c: colour as a distribution over a*b* bins (image/lab.h) ---
+ * z [N, Q, h, w], Q = cz_ab_bins's count: one distribution per pixel,
+ * softmax(CZ_AB_BINS_GAIN z) over the channels. Colours are in the
+ * generators' units, a*b* / 110.
+ *
+ * The gain makes the layer before learn its logits 10 times faster under
+ * Adam, whose steps are the learning rate whatever the gradient's size: a
+ * 1x1 convolution from 32 channels, as resnet50-unet-bins's, otherwise
+ * needs thousands of steps at 2e-4 to sharpen its distributions. */
+#define CZ_AB_BINS_GAIN 10.0f
+
+/* The distribution's mean colour at temperature t,
+ * sum_q softmax(CZ_AB_BINS_GAIN z / t)_q centre_q: [N, 2, h, w]. t = 1 is the plain mean; lower t leans towards
+ * the likeliest bins (the paper's annealed mean: 0.38). */
+cz_tensor *cz_ab_bins_decode(cz_graph *g, cz_tensor *logits, float t);
+/* Cross-entropy of the distribution against ab [N, 2, f h, f w]: each
+ * pixel's target is the mean colour of its f x f block of ab, spread over
+ * its 5 nearest bins with Gaussian weights (sigma 5 a*b* units); mean over
+ * the N h w pixels. Gradient to the logits only. */
+cz_tensor *cz_ab_bins_cross_entropy(cz_graph *g, cz_tensor *logits, cz_tensor *ab);
+
 #endif

@@ -153,8 +153,8 @@ cz_status cz_colorizer_load(const char *model_path,
     if (cz_model_kind_of(spec->arch) != CZ_MODEL_GENERATOR) {
         status = cz_fail(CZ_ERR_FORMAT,
                          "%s: a '%s' model is not a colouriser; colouring "
-                         "needs a generator (unet, resnet50-paper or "
-                         "resnet50-unet)", model_path, spec->arch);
+                         "needs a generator (unet, resnet50-paper, "
+                         "resnet50-unet or resnet50-unet-bins)", model_path, spec->arch);
         goto cleanup;
     }
     if (size == 0 && (spec->size < CZ_SIZE_MULTIPLE || spec->size > CZ_MAX_SIZE ||

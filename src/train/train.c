@@ -104,7 +104,11 @@ static cz_status build_networks(run *r)
     r->g_L = cz_graph_input(r->G, "L", B, 1, S, S, false);
     r->g_ab = cz_model_build(&o->generator, r->G, r->g_L);
     r->g_ab_real = cz_graph_input(r->G, "ab", B, 2, S, S, false);
-    r->g_l1 = cz_l1_loss(r->G, r->g_ab, r->g_ab_real);
+    /* The term that ties G to the photo (g_l1 in the log either way): L1, or
+     * for a generator of bin distributions their cross-entropy. */
+    cz_tensor *bins = cz_model_bin_logits(r->G, r->g_ab);
+    r->g_l1 = bins ? cz_ab_bins_cross_entropy(r->G, bins, r->g_ab_real)
+                     : cz_l1_loss(r->G, r->g_ab, r->g_ab_real);
     cz_graph_keep(r->G, r->g_ab); /* D's gradient is added into it */
     cz_status st = cz_graph_plan(r->G);
     if (st != CZ_OK)
@@ -129,8 +133,39 @@ static cz_status build_networks(run *r)
     return CZ_OK;
 }
 
+/* Copies into gen every tensor that the generator at path has under the
+ * same name and shape. */
+static cz_status init_from(cz_model *gen, const char *path, bool quiet)
+{
+    cz_model *from = NULL;
+    cz_status st = cz_model_load(path, &from);
+    if (st != CZ_OK)
+        return st;
+    int copied = 0, n = cz_model_n_tensors(gen);
+    for (int i = 0; i < n; i++) {
+        cz_model_tensor *t = cz_model_tensor_at(gen, i);
+        const cz_model_tensor *f = cz_model_find(from, t->name);
+        bool same = f && f->ndim == t->ndim;
+        int64_t count = 1;
+        for (int d = 0; same && d < t->ndim; d++) {
+            same = f->shape[d] == t->shape[d];
+            count *= t->shape[d];
+        }
+        if (!same)
+            continue;
+        memcpy(t->data, f->data, (size_t)count * sizeof *t->data);
+        copied++;
+    }
+    cz_model_free(from);
+    if (copied == 0)
+        return cz_fail(CZ_ERR_INVALID, "%s: shares no tensor (name and shape) with the generator", path);
+    if (!quiet)
+        fprintf(stderr, "%d of %d tensors from %s\n", copied, n, path);
+    return CZ_OK;
+}
+
 /* Fresh weights: pix2pix initialisation, an ImageNet encoder where the
- * generator has one. */
+ * generator has one, and whatever --init-generator gives. */
 static cz_status init_weights(run *r)
 {
     const cz_train_options *o = r->opt;
@@ -147,6 +182,8 @@ static cz_status init_weights(run *r)
             st = cz_model_import_encoder(r->gen_model, encoder);
         cz_model_free(encoder);
     }
+    if (st == CZ_OK && o->init_generator)
+        st = init_from(r->gen_model, o->init_generator, o->quiet);
     if (st == CZ_OK)
         st = cz_model_to_graph(r->gen_model, r->G);
     if (st == CZ_OK)
@@ -279,12 +316,13 @@ static void describe_options(const run *r, char *buf, size_t size)
     snprintf(buf, size,
              "generator=%s width=%d freeze_encoder=%d discriminator=%s width=%d size=%d batch=%d "
              "seed=%llu precision=%s lr=%g beta1=%g beta2=%g lambda_l1=%g real=[%g,%g] "
-             "fake=[%g,%g]%s" SCHEDULE_FORMAT,
+             "fake=[%g,%g]%s%s%s" SCHEDULE_FORMAT,
              o->generator.arch, o->generator.width, o->generator.freeze_encoder,
              o->discriminator.arch, o->discriminator.width, r->size, o->batch,
              (unsigned long long)o->seed, o->precision == CZ_BF16 ? "bf16" : "fp32", o->lr, o->beta1,
              o->beta2, o->lambda_l1, o->real_lo, o->real_hi, o->fake_lo, o->fake_hi,
-             o->diffaugment ? " diffaugment=translation,cutout" : "", o->epochs,
+             o->diffaugment ? " diffaugment=translation,cutout" : "",
+             o->init_generator ? " init_generator=" : "", o->init_generator ? o->init_generator : "", o->epochs,
              (long long)o->steps, o->decay_epochs);
 }
 

@@ -5,6 +5,8 @@
  * Each step, on a batch of photos:
  *   D step: BCE(D(L, G(L)), fake labels) / 2 + BCE(D(L, ab), real labels) / 2
  *   G step: BCE(D(L, G(L)), 1) + lambda * L1(G(L), ab), through a frozen D
+ *           (for resnet50-unet-bins, lambda times the cross-entropy of its
+ *           bin distribution against ab, ops.h, instead of the L1 term)
  * with Adam on each. Labels can be smoothed (one-sided: real = 0.9) or noisy
  * (the paper: each label drawn uniformly from a range per element), and D's
  * inputs put through DiffAugment (train/disc_input.h).
@@ -30,6 +32,8 @@ typedef struct {
     const char *val_dir;     /* optional: validation photos */
     const char *out_dir;     /* checkpoints, log.csv, samples, final model */
     const char *encoder;     /* ImageNet ResNet50 model file for ResNet generators */
+    const char *init_generator; /* optional: a generator model whose tensors of the same
+                                   name and shape start this one's (after the encoder's) */
 
     cz_model_spec generator, discriminator;
     int size;                /* training crop size (0: the generator's default) */
