@@ -269,6 +269,8 @@ static void test_bad_shapes(void)
     g = cz_graph_create(&cfg);
     z = cz_graph_input(g, "z", 1, Q, 2, 2, true);
     CHECK(cz_ab_bins_decode(g, z, 0.0f) == NULL, "decode took temperature 0");
+    CHECK(cz_graph_plan(g) != CZ_OK && strstr(cz_last_error(), "temperature") != NULL,
+          "unclear message: %s", cz_last_error());
     cz_graph_free(g);
 }
 

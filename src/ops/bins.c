@@ -51,6 +51,13 @@ static bins_state *bins_state_new(void)
     return s;
 }
 
+/* Where pixel i (counted over N h w) has its first value in an NCHW tensor
+ * of c channels, plane = h w values apart. */
+static int64_t pixel_at(int64_t i, int64_t c, int64_t plane)
+{
+    return i / plane * c * plane + i % plane;
+}
+
 /* p = softmax(k z) over one pixel's Q values of z (stride apart); returns
  * log sum exp(k z), for the cross-entropy. */
 static double softmax(const float *z, int64_t stride, int Q, float k, float *p)
@@ -82,14 +89,13 @@ static void decode_forward(cz_graph *g, cz_node *node)
         float p[CZ_AB_BINS_MAX];
 #pragma omp for schedule(static)
         for (int64_t i = 0; i < cells; i++) {
-            int64_t b = i / plane, k = i % plane;
-            softmax(zt->data + b * Q * plane + k, plane, Q, s->k, p);
+            softmax(zt->data + pixel_at(i, Q, plane), plane, Q, s->k, p);
             float a = 0.0f, bb = 0.0f;
             for (int q = 0; q < Q; q++) {
                 a += p[q] * s->centres[q][0];
                 bb += p[q] * s->centres[q][1];
             }
-            float *y = node->out->data + b * 2 * plane + k;
+            float *y = node->out->data + pixel_at(i, 2, plane);
             y[0] = a;
             y[plane] = bb;
         }
@@ -106,20 +112,18 @@ static void decode_backward(cz_graph *g, cz_node *node)
         return;
     int Q = s->n_bins;
     int64_t plane = zt->h * zt->w, cells = zt->n * plane;
-    float gain = s->k;
 #pragma omp parallel
     {
         float p[CZ_AB_BINS_MAX];
 #pragma omp for schedule(static)
         for (int64_t i = 0; i < cells; i++) {
-            int64_t b = i / plane, k = i % plane;
-            softmax(zt->data + b * Q * plane + k, plane, Q, gain, p);
-            const float *y = node->out->data + b * 2 * plane + k;
-            const float *dy = node->out->grad + b * 2 * plane + k;
-            float *dz = zt->grad + b * Q * plane + k;
+            softmax(zt->data + pixel_at(i, Q, plane), plane, Q, s->k, p);
+            const float *y = node->out->data + pixel_at(i, 2, plane);
+            const float *dy = node->out->grad + pixel_at(i, 2, plane);
+            float *dz = zt->grad + pixel_at(i, Q, plane);
             for (int q = 0; q < Q; q++)
-                dz[q * plane] += p[q] *
-                    ((s->centres[q][0] - y[0]) * dy[0] + (s->centres[q][1] - y[plane]) * dy[plane]) * gain;
+                dz[q * plane] += p[q] * s->k *
+                    ((s->centres[q][0] - y[0]) * dy[0] + (s->centres[q][1] - y[plane]) * dy[plane]);
         }
     }
 }
@@ -146,9 +150,14 @@ cz_tensor *cz_ab_bins_decode(cz_graph *g, cz_tensor *logits, float temperature)
     bins_state *s = bins_state_new();
     if (!s)
         return cz_graph_error(g, CZ_ERR_NOMEM, "ab_bins_decode: out of memory");
-    if (check_logits(g, "ab_bins_decode", logits, s->n_bins) != CZ_OK || !(temperature > 0.0f)) {
+    if (check_logits(g, "ab_bins_decode", logits, s->n_bins) != CZ_OK) {
         bins_destroy(s);
-        return cz_graph_error(g, CZ_ERR_INVALID, "ab_bins_decode: bad logits or temperature");
+        return NULL;
+    }
+    if (!(temperature > 0.0f)) {
+        bins_destroy(s);
+        return cz_graph_error(g, CZ_ERR_INVALID, "ab_bins_decode: temperature %g is not positive",
+                              (double)temperature);
     }
     s->k = CZ_AB_BINS_GAIN / temperature;
     cz_tensor *in[1] = {logits};
@@ -222,7 +231,7 @@ static void cross_entropy_forward(cz_graph *g, cz_node *node)
             int *bin = s->target_bin + i * NEIGHBOURS;
             float *weight = s->target_weight + i * NEIGHBOURS;
             soft_target(s, (float)(a / (double)(f * f)), (float)(bb / (double)(f * f)), bin, weight);
-            const float *z = zt->data + b * Q * plane + k;
+            const float *z = zt->data + pixel_at(i, Q, plane);
             double loss = softmax(z, plane, Q, CZ_AB_BINS_GAIN, p);
             for (int j = 0; j < NEIGHBOURS; j++)
                 loss -= (double)weight[j] * CZ_AB_BINS_GAIN * z[bin[j] * plane];
@@ -251,11 +260,10 @@ static void cross_entropy_backward(cz_graph *g, cz_node *node)
         float p[CZ_AB_BINS_MAX];
 #pragma omp for schedule(static)
         for (int64_t i = 0; i < cells; i++) {
-            int64_t b = i / plane, k = i % plane;
-            softmax(zt->data + b * Q * plane + k, plane, Q, CZ_AB_BINS_GAIN, p);
+            softmax(zt->data + pixel_at(i, Q, plane), plane, Q, CZ_AB_BINS_GAIN, p);
             for (int j = 0; j < NEIGHBOURS; j++)
                 p[s->target_bin[i * NEIGHBOURS + j]] -= s->target_weight[i * NEIGHBOURS + j];
-            float *dz = zt->grad + b * Q * plane + k;
+            float *dz = zt->grad + pixel_at(i, Q, plane);
             for (int q = 0; q < Q; q++)
                 dz[q * plane] += p[q] * scale;
         }
